@@ -1,0 +1,62 @@
+"""The functional core: injury → triage → protocol → dated plan.
+
+Rule: nothing in this package does I/O, reads a clock or the environment, or
+imports Flask, marshmallow, SQLAlchemy or icalendar. Time and identity are inputs.
+``tests/test_architecture.py`` enforces the import rule.
+"""
+
+from planner.domain.errors import (
+    InvalidInjury,
+    InvalidProtocol,
+    InvalidRequest,
+    NoMatchingProtocol,
+    PlannerError,
+    UnknownProtocol,
+)
+from planner.domain.injury import classify
+from planner.domain.model import (
+    Alert,
+    Athlete,
+    FractureSide,
+    Injury,
+    Pathway,
+    Phase,
+    Plan,
+    PlanRequest,
+    Preferences,
+    Protocol,
+    RiskFactor,
+    Session,
+    SessionKind,
+    Site,
+    Triage,
+    Weekday,
+)
+from planner.domain.planning import make_plan
+
+__all__ = [
+    "Alert",
+    "Athlete",
+    "FractureSide",
+    "Injury",
+    "InvalidInjury",
+    "InvalidProtocol",
+    "InvalidRequest",
+    "NoMatchingProtocol",
+    "Pathway",
+    "Phase",
+    "Plan",
+    "PlanRequest",
+    "PlannerError",
+    "Preferences",
+    "Protocol",
+    "RiskFactor",
+    "Session",
+    "SessionKind",
+    "Site",
+    "Triage",
+    "UnknownProtocol",
+    "Weekday",
+    "classify",
+    "make_plan",
+]

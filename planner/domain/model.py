@@ -1,0 +1,373 @@
+"""Value objects of the planning core: injuries, protocols and dated plans.
+
+Everything here is immutable (frozen dataclasses holding tuples), so a plan can be
+shared, cached and compared without defensive copies. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from enum import StrEnum
+
+
+class Site(StrEnum):
+    """Bone of the stress injury (stable API vocabulary)."""
+
+    FEMORAL_NECK = "femoral_neck"
+
+
+class FractureSide(StrEnum):
+    """Fullerton & Snowdy side of a femoral-neck stress injury."""
+
+    COMPRESSION = "compression"
+    TENSION = "tension"
+
+
+class Laterality(StrEnum):
+    LEFT = "left"
+    RIGHT = "right"
+
+
+class Pathway(StrEnum):
+    CONSERVATIVE = "conservative"
+    SURGICAL_REFERRAL = "surgical_referral"
+
+
+class Triage(StrEnum):
+    """Outcome of the triage rules; protocols declare which outcomes they serve."""
+
+    EMERGENCY_CARE = "emergency_care"
+    URGENT_SURGICAL_REFERRAL = "urgent_surgical_referral"
+    CONSERVATIVE = "conservative"
+
+    @property
+    def pathway(self) -> Pathway:
+        return Pathway.CONSERVATIVE if self is Triage.CONSERVATIVE else Pathway.SURGICAL_REFERRAL
+
+
+class SessionKind(StrEnum):
+    CROSS_TRAINING = "cross_training"
+    STRENGTH = "strength"
+    WALK = "walk"
+    RUN_WALK = "run_walk"
+    RUN = "run"
+    REVIEW = "review"
+
+    @property
+    def is_running(self) -> bool:
+        return self in (SessionKind.RUN_WALK, SessionKind.RUN)
+
+
+class Severity(StrEnum):
+    URGENT = "urgent"
+    WARNING = "warning"
+    INFO = "info"
+
+
+class RiskFactor(StrEnum):
+    FEMALE = "female"
+    PRIOR_BONE_STRESS_INJURY = "prior_bone_stress_injury"
+    LOW_ENERGY_AVAILABILITY = "low_energy_availability"
+    MENSTRUAL_IRREGULARITY = "menstrual_irregularity"
+    LOW_BONE_DENSITY = "low_bone_density"
+
+
+class PlanStatus(StrEnum):
+    ACTIVE = "active"
+
+
+class Weekday(StrEnum):
+    """RFC 5545 two-letter weekday codes, in ISO order (Monday = index 0)."""
+
+    MO = "MO"
+    TU = "TU"
+    WE = "WE"
+    TH = "TH"
+    FR = "FR"
+    SA = "SA"
+    SU = "SU"
+
+    @property
+    def iso_index(self) -> int:
+        return list(Weekday).index(self)
+
+
+#: Phase keys whose sessions must never include running (design.md §3).
+NO_RUNNING_PHASES = frozenset({"non_weight_bearing", "walking", "surgical_referral"})
+#: Phase keys whose sessions must never include walks (design.md §3).
+NO_WALKING_PHASES = frozenset({"non_weight_bearing", "surgical_referral"})
+
+
+# --------------------------------------------------------------------------- injury
+
+
+@dataclass(frozen=True, slots=True)
+class Injury:
+    """A normalised, internally consistent MRI-based classification (domain.md A1).
+
+    Build it with :func:`planner.domain.injury.classify`, which fills implied
+    findings and rejects contradictions; the constructor itself trusts its input.
+    """
+
+    site: Site
+    type: FractureSide | None = None
+    laterality: Laterality | None = None
+    mri_grade: int | None = None
+    fracture_line: bool = False
+    fracture_line_pct: int | None = None
+    complete: bool = False
+    displaced: bool = False
+    hip_effusion: bool = False
+    progression_on_imaging: bool = False
+    can_bear_weight: bool = True
+
+
+# --------------------------------------------------------------------------- protocols
+
+
+@dataclass(frozen=True, slots=True)
+class Reference:
+    key: str
+    citation: str
+    url: str | None = None
+
+
+#: A condition on the planning context, e.g. ``{"fracture_line": (True,)}``: every
+#: named fact must take one of the listed values. An empty condition always holds.
+Condition = tuple[tuple[str, tuple[object, ...]], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One block of an interval session: ``walk`` or ``run`` for some minutes."""
+
+    activity: str
+    minutes: int
+
+
+@dataclass(frozen=True, slots=True)
+class Level:
+    """One rung of a progression: what a session at this level contains."""
+
+    title: str
+    duration_min: int | None = None
+    steps: tuple[Step, ...] = ()
+    repeat: int | None = None
+    notes: str = ""
+    kind: SessionKind | None = None  # overrides the template's kind for this level
+
+
+@dataclass(frozen=True, slots=True)
+class SessionTemplate:
+    """How a phase fills its days with one kind of session.
+
+    ``days`` picks the candidate days (``all``, ``run_days``, ``off_days``);
+    ``per_week`` thins them to that many weekdays spread across the week;
+    ``at`` (``start`` / ``end``) instead places a single session on the phase's
+    first or last day. Levels advance after ``sessions_per_level`` sessions, or
+    each calendar week when ``advance`` is ``weekly``; the last level repeats
+    ``final_level_sessions`` times when the phase length comes from its programme,
+    otherwise until the phase ends.
+    """
+
+    key: str
+    kind: SessionKind
+    levels: tuple[Level, ...]
+    days: str = "all"
+    per_week: int | None = None
+    at: str | None = None
+    sessions_per_level: int | None = None
+    advance: str = "sessions"
+    final_level_sessions: int | None = None
+    no_consecutive_days: bool = False
+    criteria: tuple[str, ...] = ()
+    when: Condition = ()
+
+
+@dataclass(frozen=True, slots=True)
+class DurationRule:
+    days: int
+    when: Condition = ()
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PhaseTemplate:
+    """A protocol stage. ``days`` of ``None`` means the phase lasts as long as its
+    programme template (the one with ``final_level_sessions``) needs."""
+
+    key: str
+    title: str
+    goals: tuple[str, ...]
+    advance_criteria: tuple[str, ...]
+    guidance: tuple[str, ...]
+    sessions: tuple[SessionTemplate, ...]
+    days: int | None = None
+    duration_rules: tuple[DurationRule, ...] = ()
+    range_days: tuple[int, int] | None = None
+    evidence: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AppliesTo:
+    sites: tuple[Site, ...]
+    types: tuple[FractureSide, ...]
+    triage: tuple[Triage, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Protocol:
+    id: str
+    version: str
+    title: str
+    summary: str
+    pathway: Pathway
+    applies_to: AppliesTo
+    references: tuple[Reference, ...]
+    phases: tuple[PhaseTemplate, ...]
+    pain_rules: tuple[str, ...] = ()
+
+    def reference(self, key: str) -> Reference:
+        for ref in self.references:
+            if ref.key == key:
+                return ref
+        raise KeyError(key)
+
+
+# --------------------------------------------------------------------------- plans
+
+
+@dataclass(frozen=True, slots=True)
+class Athlete:
+    reference: str | None = None
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Preferences:
+    """How the runner wants sessions laid out; defaults per domain.md A3."""
+
+    run_days: tuple[Weekday, ...] = (Weekday.MO, Weekday.WE, Weekday.FR)
+    session_time: str | None = None  # "HH:MM" local wall time, or None for all-day
+    timezone: str = "UTC"
+
+
+@dataclass(frozen=True, slots=True)
+class PlanRequest:
+    """Everything a plan is computed from; equal requests give equal plans."""
+
+    diagnosis_date: date
+    injury: Injury
+    start_date: date | None = None
+    athlete: Athlete = field(default_factory=Athlete)
+    risk_factors: tuple[RiskFactor, ...] = ()
+    preferences: Preferences = field(default_factory=Preferences)
+
+    @property
+    def effective_start(self) -> date:
+        return self.start_date or self.diagnosis_date
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    code: str
+    severity: Severity
+    message: str
+    references: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """Why the plan follows its pathway: the triage rule that fired and its reasons."""
+
+    triage: Triage
+    rule: int
+    reasons: tuple[str, ...]
+
+    @property
+    def pathway(self) -> Pathway:
+        return self.triage.pathway
+
+
+@dataclass(frozen=True, slots=True)
+class Phase:
+    key: str
+    title: str
+    start_date: date
+    end_date: date  # inclusive
+    goals: tuple[str, ...]
+    advance_criteria: tuple[str, ...]
+    guidance: tuple[str, ...]
+
+    @property
+    def days(self) -> int:
+        return (self.end_date - self.start_date).days + 1
+
+    def contains(self, day: date) -> bool:
+        return self.start_date <= day <= self.end_date
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """A dated session. ``start``/``end`` are aware datetimes for timed sessions and
+    ``None`` for all-day ones."""
+
+    uid: str
+    key: str  # logical identity inside the plan, e.g. "graded_running/run_walk/4"
+    date: date
+    phase: str
+    kind: SessionKind
+    title: str
+    start: datetime | None = None
+    end: datetime | None = None
+    duration_min: int | None = None
+    steps: tuple[Step, ...] = ()
+    repeat: int | None = None
+    level: int | None = None
+    notes: str = ""
+    criteria: tuple[str, ...] = ()
+    sequence: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ProtocolRef:
+    id: str
+    version: str
+    title: str
+    references: tuple[Reference, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    id: str
+    revision: int
+    status: PlanStatus
+    created_at: datetime
+    updated_at: datetime
+    request: PlanRequest
+    pathway: Pathway
+    selection: Selection
+    protocol: ProtocolRef
+    phases: tuple[Phase, ...]
+    sessions: tuple[Session, ...]
+    alerts: tuple[Alert, ...]
+    pain_rules: tuple[str, ...] = ()
+
+    @property
+    def start_date(self) -> date:
+        return self.request.effective_start
+
+    @property
+    def end_date(self) -> date:
+        return self.phases[-1].end_date
+
+    @property
+    def expected_return_to_run_date(self) -> date | None:
+        return next((s.date for s in self.sessions if s.kind.is_running), None)
+
+    def phase(self, key: str) -> Phase:
+        for phase in self.phases:
+            if phase.key == key:
+                return phase
+        raise KeyError(key)

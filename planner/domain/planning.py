@@ -1,0 +1,128 @@
+"""The one entry point of the core: a plan request and a catalog → a dated plan."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date, datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from planner.domain.errors import InvalidRequest
+from planner.domain.model import (
+    Injury,
+    Plan,
+    PlanRequest,
+    PlanStatus,
+    Protocol,
+    ProtocolRef,
+    Selection,
+)
+from planner.domain.risk import needs_clearance_review, risk_alerts
+from planner.domain.scheduling import parse_session_time, schedule
+from planner.domain.selection import select_protocol, triage
+
+
+def make_plan(
+    request: PlanRequest,
+    catalog: Iterable[Protocol],
+    *,
+    plan_id: str,
+    created_at: datetime,
+) -> Plan:
+    """Triage, select a protocol and schedule it.
+
+    Identity and time are inputs, never read from a clock, so the same request,
+    catalog, id and timestamp always give the same plan.
+
+    Raises:
+        InvalidRequest: dates, time zone or schedule preferences are unusable.
+        NoMatchingProtocol: no protocol covers the triaged injury.
+    """
+    validate_request(request)
+    selection, triage_alerts = triage(request.injury)
+    protocol = select_protocol(request.injury, selection, catalog)
+    phases, sessions = schedule(
+        protocol,
+        planning_context(request.injury, selection),
+        request.effective_start,
+        request.preferences,
+        plan_id,
+        clearance_before_running=needs_clearance_review(request.risk_factors),
+    )
+    return Plan(
+        id=plan_id,
+        revision=1,
+        status=PlanStatus.ACTIVE,
+        created_at=created_at,
+        updated_at=created_at,
+        request=request,
+        pathway=selection.pathway,
+        selection=selection,
+        protocol=ProtocolRef(
+            id=protocol.id,
+            version=protocol.version,
+            title=protocol.title,
+            references=protocol.references,
+        ),
+        phases=phases,
+        sessions=sessions,
+        alerts=triage_alerts + risk_alerts(request.risk_factors),
+        pain_rules=protocol.pain_rules,
+    )
+
+
+def planning_context(injury: Injury, selection: Selection) -> dict[str, object]:
+    """The facts protocol conditions (``when``) may test."""
+    return {
+        "site": injury.site.value,
+        "type": injury.type.value if injury.type else None,
+        "mri_grade": injury.mri_grade,
+        "fracture_line": injury.fracture_line,
+        "complete": injury.complete,
+        "displaced": injury.displaced,
+        "hip_effusion": injury.hip_effusion,
+        "progression_on_imaging": injury.progression_on_imaging,
+        "can_bear_weight": injury.can_bear_weight,
+        "triage": selection.triage.value,
+    }
+
+
+#: The facts a protocol condition may name; the protocol loader checks against it.
+CONTEXT_FACTS = frozenset(
+    {
+        "site",
+        "type",
+        "mri_grade",
+        "fracture_line",
+        "complete",
+        "displaced",
+        "hip_effusion",
+        "progression_on_imaging",
+        "can_bear_weight",
+        "triage",
+    }
+)
+
+
+def validate_request(request: PlanRequest) -> None:
+    """Refuse requests no plan can honour, naming every bad field at once."""
+    errors: dict[str, list[str]] = {}
+    if request.start_date is not None and request.start_date < request.diagnosis_date:
+        errors["start_date"] = ["Must not be before diagnosis_date."]
+    if request.diagnosis_date < date(1900, 1, 1) or request.effective_start > date(9000, 1, 1):
+        errors["diagnosis_date"] = ["Out of range."]
+    try:
+        ZoneInfo(request.preferences.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        errors["timezone"] = [
+            f"Unknown time zone {request.preferences.timezone!r}: use an IANA name "
+            "such as 'America/New_York' or 'UTC'."
+        ]
+    if request.preferences.session_time is not None:
+        try:
+            parse_session_time(request.preferences.session_time)
+        except InvalidRequest as exc:
+            errors.update(exc.errors)
+    if not request.preferences.run_days:
+        errors["schedule.run_days"] = ["Give at least one day, e.g. MO,WE,FR."]
+    if errors:
+        raise InvalidRequest("The plan request cannot be scheduled.", errors)

@@ -1,0 +1,120 @@
+"""Triage a classification into a pathway, then pick the protocol that serves it.
+
+The rules are domain.md A2, applied in order; the first that matches wins. The
+reasons say which findings fired so a clinician can check the decision.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from planner.domain.errors import NoMatchingProtocol
+from planner.domain.model import (
+    Alert,
+    FractureSide,
+    Injury,
+    Protocol,
+    Selection,
+    Severity,
+    Triage,
+)
+
+#: Fracture-line length (% of neck width) at and above which fixation is usual [R1][R17][R47].
+SURGICAL_LINE_PCT = 50
+
+EMERGENCY_ALERT = Alert(
+    code="emergency_care",
+    severity=Severity.URGENT,
+    message=(
+        "Go to an emergency department now and do not walk on the leg: a displaced "
+        "fracture or one that cannot bear weight needs urgent reduction and fixation."
+    ),
+    references=("R1", "R2", "R20"),
+)
+
+SURGICAL_ALERT = Alert(
+    code="urgent_surgical_referral",
+    severity=Severity.URGENT,
+    message=(
+        "Strict non-weight-bearing on crutches and a same-day orthopaedic assessment: "
+        "this injury is usually fixed surgically and is at risk of displacement."
+    ),
+    references=("R1", "R16", "R17", "R19", "R20", "R62"),
+)
+
+
+def triage(injury: Injury) -> tuple[Selection, tuple[Alert, ...]]:
+    """Apply the A2 rules in order and return the selection with its triage alerts.
+
+    >>> from planner.domain.injury import classify
+    >>> triage(classify(site="femoral_neck", type="tension"))[0].triage
+    <Triage.URGENT_SURGICAL_REFERRAL: 'urgent_surgical_referral'>
+    """
+    emergency = []
+    if injury.displaced:
+        emergency.append("the fracture is displaced")
+    if not injury.can_bear_weight:
+        emergency.append("the runner cannot bear weight on the leg")
+    if emergency:
+        return _selection(Triage.EMERGENCY_CARE, 1, emergency), (EMERGENCY_ALERT,)
+
+    if injury.type is FractureSide.TENSION:
+        reasons = ["tension-side (superolateral) injury: unstable, fixation is the norm"]
+        return _selection(Triage.URGENT_SURGICAL_REFERRAL, 2, reasons), (SURGICAL_ALERT,)
+
+    high_risk = []
+    if injury.complete:
+        high_risk.append("complete fracture across the femoral neck")
+    if injury.fracture_line_pct is not None and injury.fracture_line_pct >= SURGICAL_LINE_PCT:
+        high_risk.append(
+            f"fracture line {injury.fracture_line_pct}% of neck width "
+            f"(≥ {SURGICAL_LINE_PCT}%)"
+        )
+    if injury.hip_effusion:
+        high_risk.append("hip-joint effusion on MRI (about 8× risk of progression)")
+    if injury.progression_on_imaging:
+        high_risk.append("progression on repeat imaging")
+    if high_risk:
+        return _selection(Triage.URGENT_SURGICAL_REFERRAL, 3, high_risk), (SURGICAL_ALERT,)
+
+    finding = (
+        f"fracture line {injury.fracture_line_pct}% of neck width"
+        if injury.fracture_line_pct
+        else "fracture line without a measured length"
+        if injury.fracture_line
+        else "bone marrow oedema without a fracture line"
+    )
+    reasons = [f"compression-side injury, {finding}, no high-risk finding: managed conservatively"]
+    return _selection(Triage.CONSERVATIVE, 4, reasons), ()
+
+
+def _selection(outcome: Triage, rule: int, findings: Iterable[str]) -> Selection:
+    prefix = f"A2 rule {rule} → {outcome.value}: "
+    return Selection(triage=outcome, rule=rule, reasons=tuple(prefix + f for f in findings))
+
+
+def select_protocol(
+    injury: Injury, selection: Selection, catalog: Iterable[Protocol]
+) -> Protocol:
+    """Return the protocol that covers this site, side and triage outcome.
+
+    When several do, the one with the lowest id wins, so the choice never depends
+    on the order files were read in.
+    """
+    matches = sorted(
+        (
+            p
+            for p in catalog
+            if injury.site in p.applies_to.sites
+            and (injury.type is None or injury.type in p.applies_to.types)
+            and selection.triage in p.applies_to.triage
+        ),
+        key=lambda p: p.id,
+    )
+    if not matches:
+        raise NoMatchingProtocol(
+            f"No protocol covers site {injury.site.value!r}"
+            f"{f', type {injury.type.value!r}' if injury.type else ''}"
+            f" with triage {selection.triage.value!r}."
+        )
+    return matches[0]
