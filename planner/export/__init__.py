@@ -1,0 +1,1 @@
+"""Exporters: pure functions from a domain Plan to bytes or documents. No Flask here."""
