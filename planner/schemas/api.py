@@ -1,0 +1,379 @@
+"""Request and response shapes of the HTTP API (design.md §4).
+
+The same request schema validates the command line's input, so ``planner plan``
+and ``POST /v1/plans`` can never disagree about what a valid request is.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+
+from planner.domain.model import (
+    FractureSide,
+    Laterality,
+    Pathway,
+    PlanStatus,
+    RiskFactor,
+    SessionKind,
+    Severity,
+    Site,
+    Triage,
+    Weekday,
+)
+
+HHMM = r"^([01]\d|2[0-3]):[0-5]\d$"
+
+
+class StrictSchema(Schema):
+    """Unknown fields are errors, at every nesting level."""
+
+    class Meta:
+        unknown = RAISE
+
+
+def _enum(enum: type, **kwargs: Any) -> fields.Enum:
+    return fields.Enum(enum, by_value=True, **kwargs)
+
+
+# ----------------------------------------------------------------------------- requests
+
+
+class AthleteSchema(StrictSchema):
+    reference = fields.String(
+        validate=validate.Length(min=1, max=200),
+        allow_none=True,
+        metadata={"description": "The clinic's own identifier for the runner."},
+    )
+    name = fields.String(validate=validate.Length(min=1, max=200), allow_none=True)
+
+
+class InjuryInputSchema(StrictSchema):
+    site = _enum(Site, required=True, metadata={"description": "Bone of the injury."})
+    type = _enum(
+        FractureSide,
+        metadata={"description": "Femoral neck only (required there): compression or tension side."},
+    )
+    laterality = _enum(Laterality)
+    mri_grade = fields.Integer(
+        validate=validate.Range(min=1, max=4),
+        metadata={"description": "Nattiv/Arendt-style MRI grade; 4 means a fracture line."},
+    )
+    fracture_line = fields.Boolean(metadata={"description": "A fracture line on MRI."})
+    fracture_line_pct = fields.Integer(
+        validate=validate.Range(min=0, max=100),
+        metadata={"description": "Fracture-line length as % of femoral-neck width."},
+    )
+    complete = fields.Boolean(metadata={"description": "The line crosses the whole neck."})
+    displaced = fields.Boolean()
+    hip_effusion = fields.Boolean(metadata={"description": "Hip-joint effusion on MRI."})
+    progression_on_imaging = fields.Boolean()
+    can_bear_weight = fields.Boolean(load_default=None, metadata={"description": "Defaults to true."})
+
+
+class ScheduleInputSchema(StrictSchema):
+    run_days = fields.List(
+        _enum(Weekday),
+        validate=validate.Length(min=1, max=7),
+        metadata={"description": "Days running may fall on (RFC 5545 codes). Default MO, WE, FR."},
+    )
+    session_time = fields.String(
+        allow_none=True,
+        validate=validate.Regexp(HHMM, error="Must be a 24-hour local time HH:MM, e.g. 07:00."),
+        metadata={"description": "Local start time; omit for all-day sessions."},
+    )
+
+
+class PlanCreateSchema(StrictSchema):
+    diagnosis_date = fields.Date(required=True)
+    start_date = fields.Date(metadata={"description": "Day 0 of the plan; defaults to diagnosis_date."})
+    timezone = fields.String(
+        load_default="UTC",
+        validate=validate.Length(min=1, max=64),
+        metadata={"description": "IANA time zone of the runner, e.g. America/New_York."},
+    )
+    athlete = fields.Nested(AthleteSchema, load_default=dict)
+    injury = fields.Nested(InjuryInputSchema, required=True)
+    risk_factors = fields.List(_enum(RiskFactor), load_default=list)
+    schedule = fields.Nested(ScheduleInputSchema, load_default=dict)
+
+    @validates_schema
+    def unique_lists(self, data: dict[str, Any], **_: Any) -> None:
+        if len(set(data.get("risk_factors", []))) != len(data.get("risk_factors", [])):
+            raise ValidationError("Each risk factor at most once.", "risk_factors")
+        run_days = data.get("schedule", {}).get("run_days") or []
+        if len(set(run_days)) != len(run_days):
+            raise ValidationError({"run_days": ["Each day at most once."]}, "schedule")
+
+
+class PageArgsSchema(StrictSchema):
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    page_size = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+
+
+# ----------------------------------------------------------------------------- responses
+
+
+class ReferenceSchema(Schema):
+    key = fields.String(required=True)
+    citation = fields.String(required=True)
+    url = fields.String(allow_none=True)
+
+
+class ProtocolRefSchema(Schema):
+    id = fields.String(required=True)
+    version = fields.String(required=True)
+    title = fields.String(required=True)
+    references = fields.List(fields.Nested(ReferenceSchema), required=True)
+
+
+class InjurySchema(Schema):
+    """The normalised classification: implied findings filled in."""
+
+    site = _enum(Site, required=True)
+    type = _enum(FractureSide, allow_none=True)
+    laterality = _enum(Laterality, allow_none=True)
+    mri_grade = fields.Integer(allow_none=True)
+    fracture_line = fields.Boolean(required=True)
+    fracture_line_pct = fields.Integer(allow_none=True)
+    complete = fields.Boolean(required=True)
+    displaced = fields.Boolean(required=True)
+    hip_effusion = fields.Boolean(required=True)
+    progression_on_imaging = fields.Boolean(required=True)
+    can_bear_weight = fields.Boolean(required=True)
+
+
+class ScheduleSchema(Schema):
+    run_days = fields.List(_enum(Weekday), required=True)
+    session_time = fields.String(allow_none=True)
+
+
+class SelectionSchema(Schema):
+    triage = _enum(Triage, required=True)
+    rule = fields.Integer(required=True, metadata={"description": "Triage rule (domain A2) that fired."})
+    reasons = fields.List(fields.String(), required=True)
+
+
+class PhaseSchema(Schema):
+    key = fields.String(required=True)
+    title = fields.String(required=True)
+    start_date = fields.Date(required=True)
+    end_date = fields.Date(required=True, metadata={"description": "Inclusive."})
+    days = fields.Integer(required=True)
+    goals = fields.List(fields.String(), required=True)
+    advance_criteria = fields.List(fields.String(), required=True)
+    guidance = fields.List(fields.String(), required=True)
+
+
+class StepSchema(Schema):
+    activity = fields.String(required=True, validate=validate.OneOf(["walk", "run"]))
+    minutes = fields.Integer(required=True)
+
+
+class SessionSchema(Schema):
+    uid = fields.String(required=True, metadata={"description": "VEVENT UID; stable across revisions."})
+    date = fields.Date(required=True)
+    start = fields.DateTime(allow_none=True, metadata={"description": "RFC 3339; null for all-day sessions."})
+    end = fields.DateTime(allow_none=True)
+    phase = fields.String(required=True)
+    kind = _enum(SessionKind, required=True)
+    title = fields.String(required=True)
+    duration_min = fields.Integer(allow_none=True)
+    steps = fields.List(fields.Nested(StepSchema), required=True)
+    repeat = fields.Integer(allow_none=True)
+    level = fields.Integer(allow_none=True)
+    notes = fields.String(required=True)
+    criteria = fields.List(fields.String(), required=True)
+    sequence = fields.Integer(required=True)
+
+
+class AlertSchema(Schema):
+    code = fields.String(required=True)
+    severity = _enum(Severity, required=True)
+    message = fields.String(required=True)
+    references = fields.List(fields.String(), required=True)
+
+
+class PlanLinksSchema(Schema):
+    self = fields.String(required=True)
+    ical = fields.String(required=True)
+
+
+DISCLAIMER = (
+    "This plan is a projection from a published protocol for clinicians, coaches and "
+    "runners. It does not diagnose and does not replace a clinician's judgement: "
+    "progress only when the criteria are met, and stop and seek care for red flags."
+)
+
+
+class PlanSchema(Schema):
+    id = fields.String(required=True)
+    revision = fields.Integer(required=True)
+    status = _enum(PlanStatus, required=True)
+    created_at = fields.DateTime(required=True)
+    updated_at = fields.DateTime(required=True)
+    diagnosis_date = fields.Date(required=True, attribute="request.diagnosis_date")
+    start_date = fields.Date(required=True)
+    end_date = fields.Date(required=True, metadata={"description": "Last day of the plan, inclusive."})
+    timezone = fields.String(required=True, attribute="request.preferences.timezone")
+    athlete = fields.Nested(AthleteSchema, required=True, attribute="request.athlete")
+    injury = fields.Nested(InjurySchema, required=True, attribute="request.injury")
+    risk_factors = fields.List(_enum(RiskFactor), required=True, attribute="request.risk_factors")
+    schedule = fields.Nested(ScheduleSchema, required=True, attribute="request.preferences")
+    pathway = _enum(Pathway, required=True)
+    selection = fields.Nested(SelectionSchema, required=True)
+    protocol = fields.Nested(ProtocolRefSchema, required=True)
+    phases = fields.List(fields.Nested(PhaseSchema), required=True)
+    sessions = fields.List(fields.Nested(SessionSchema), required=True)
+    alerts = fields.List(fields.Nested(AlertSchema), required=True)
+    pain_rules = fields.List(
+        fields.String(), required=True, metadata={"description": "What to do if it hurts."}
+    )
+    expected_return_to_run_date = fields.Date(
+        allow_none=True, required=True, metadata={"description": "Date of the first running session."}
+    )
+    disclaimer = fields.Constant(DISCLAIMER, required=True)
+    links = fields.Nested(PlanLinksSchema, required=True, dump_only=True)
+
+
+class ProtocolVersionSchema(Schema):
+    id = fields.String(required=True)
+    version = fields.String(required=True)
+    title = fields.String(required=True)
+
+
+class PlanSummarySchema(Schema):
+    id = fields.String(required=True)
+    revision = fields.Integer(required=True)
+    status = _enum(PlanStatus, required=True)
+    created_at = fields.DateTime(required=True)
+    athlete = fields.Nested(AthleteSchema, required=True)
+    pathway = _enum(Pathway, required=True)
+    protocol = fields.Nested(ProtocolVersionSchema, required=True)
+    start_date = fields.Date(required=True)
+    expected_return_to_run_date = fields.Date(allow_none=True, required=True)
+    links = fields.Nested(PlanLinksSchema, required=True)
+
+
+class PageLinksSchema(Schema):
+    self = fields.String(required=True)
+    next = fields.String(allow_none=True, required=True)
+    prev = fields.String(allow_none=True, required=True)
+
+
+class PlanPageSchema(Schema):
+    items = fields.List(fields.Nested(PlanSummarySchema), required=True)
+    page = fields.Integer(required=True)
+    page_size = fields.Integer(required=True)
+    total = fields.Integer(required=True)
+    links = fields.Nested(PageLinksSchema, required=True)
+
+
+# ----------------------------------------------------------------------------- protocols
+
+
+class LevelSchema(Schema):
+    title = fields.String(required=True)
+    kind = _enum(SessionKind, allow_none=True)
+    duration_min = fields.Integer(allow_none=True)
+    steps = fields.List(fields.Nested(StepSchema), required=True)
+    repeat = fields.Integer(allow_none=True)
+    notes = fields.String(required=True)
+
+
+class ConditionField(fields.Field):
+    """A ``when`` condition as ``{fact: [allowed values]}``."""
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
+        return {name: list(allowed) for name, allowed in value or ()}
+
+
+class SessionTemplateSchema(Schema):
+    key = fields.String(required=True)
+    kind = _enum(SessionKind, required=True)
+    days = fields.String(required=True)
+    per_week = fields.Integer(allow_none=True)
+    at = fields.String(allow_none=True)
+    sessions_per_level = fields.Integer(allow_none=True)
+    advance = fields.String(required=True)
+    final_level_sessions = fields.Integer(allow_none=True)
+    no_consecutive_days = fields.Boolean(required=True)
+    criteria = fields.List(fields.String(), required=True)
+    when = ConditionField(
+        required=True,
+        metadata={"type": "object", "additionalProperties": {"type": "array", "items": {}}},
+    )
+    levels = fields.List(fields.Nested(LevelSchema), required=True)
+
+
+class DurationRuleSchema(Schema):
+    days = fields.Integer(required=True)
+    when = ConditionField(
+        required=True,
+        metadata={"type": "object", "additionalProperties": {"type": "array", "items": {}}},
+    )
+    reason = fields.String(required=True)
+
+
+class PhaseTemplateSchema(Schema):
+    key = fields.String(required=True)
+    title = fields.String(required=True)
+    days = fields.Integer(allow_none=True, metadata={"description": "null: as long as its programme."})
+    range_days = fields.List(fields.Integer(), allow_none=True)
+    duration_rules = fields.List(fields.Nested(DurationRuleSchema), required=True)
+    evidence = fields.List(fields.String(), required=True)
+    goals = fields.List(fields.String(), required=True)
+    advance_criteria = fields.List(fields.String(), required=True)
+    guidance = fields.List(fields.String(), required=True)
+    sessions = fields.List(fields.Nested(SessionTemplateSchema), required=True)
+
+
+class AppliesToSchema(Schema):
+    sites = fields.List(_enum(Site), required=True)
+    types = fields.List(_enum(FractureSide), required=True)
+    triage = fields.List(_enum(Triage), required=True)
+
+
+class ProtocolSummarySchema(Schema):
+    id = fields.String(required=True)
+    version = fields.String(required=True)
+    title = fields.String(required=True)
+    summary = fields.String(required=True)
+    pathway = _enum(Pathway, required=True)
+    applies_to = fields.Nested(AppliesToSchema, required=True)
+    phases = fields.List(fields.Pluck(PhaseTemplateSchema, "key"), required=True)
+    references = fields.List(fields.Nested(ReferenceSchema), required=True)
+
+
+class ProtocolSchema(ProtocolSummarySchema):
+    phases = fields.List(fields.Nested(PhaseTemplateSchema), required=True)
+    pain_rules = fields.List(fields.String(), required=True)
+
+
+class ProtocolListSchema(Schema):
+    items = fields.List(fields.Nested(ProtocolSummarySchema), required=True)
+
+
+# ----------------------------------------------------------------------------- errors
+
+
+class ProblemSchema(Schema):
+    """RFC 9457 problem details."""
+
+    type = fields.String(required=True, metadata={"description": "URI naming the problem type."})
+    title = fields.String(required=True)
+    status = fields.Integer(required=True)
+    detail = fields.String()
+    instance = fields.String()
+    errors = fields.Dict(
+        keys=fields.String(),
+        values=fields.List(fields.String()),
+        metadata={"description": "Field path (e.g. injury.fracture_line) → messages."},
+    )
+
+
+class HealthSchema(Schema):
+    status = fields.String(required=True)
+    version = fields.String(required=True)
+    protocols = fields.Integer(required=True)

@@ -1,0 +1,50 @@
+"""The HTTP shell: ``create_app`` builds a Flask app around the catalog and the store.
+
+Configuration, lowest precedence first: ``planner.web.config.DEFAULTS``, then
+``PLANNER_*`` environment variables (JSON-decoded, e.g. ``PLANNER_DATABASE_URL``),
+then the mapping passed in (tests).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from planner.catalog import load_catalog
+from planner.services import Planner
+from planner.store import Store, default_database_url
+from planner.web import health, plans, protocols
+from planner.web.api import Api
+from planner.web.auth import BEARER_SCHEME
+from planner.web.config import DEFAULTS
+from planner.web.errors import register_error_handlers
+
+
+def create_app(config: Mapping[str, Any] | None = None, *, store: Store | None = None) -> Flask:
+    """Build the app. The catalog is validated here: a bad protocol file stops start-up."""
+    app = Flask(__name__)
+    app.config.from_mapping(DEFAULTS)
+    app.config.from_prefixed_env("PLANNER")
+    app.config.from_mapping(config or {})
+
+    if store is None:
+        url = app.config["DATABASE_URL"] or default_database_url(Path(app.config["DATA_DIR"]))
+        store = Store(url)
+        if app.config["UPGRADE_ON_START"]:
+            store.upgrade()
+    catalog = load_catalog(app.config["PROTOCOLS_DIRS"])
+    app.extensions["planner"] = {
+        "store": store,
+        "catalog": catalog,
+        "planner": Planner(catalog=catalog, store=store),
+    }
+
+    register_error_handlers(app)
+    api = Api(app)
+    api.spec.components.security_scheme("bearerAuth", BEARER_SCHEME)
+    for blueprint in (plans.blp, protocols.blp, health.blp):
+        api.register_blueprint(blueprint)
+    return app

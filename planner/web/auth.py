@@ -1,0 +1,52 @@
+"""Bearer API keys: every /v1 route needs one; a key sees only its organisation."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, g, request
+
+from planner.store import ApiKey, Store
+from planner.web.errors import problem
+
+BEARER_SCHEME = {"type": "http", "scheme": "bearer", "description": "An API key from `planner keys create`."}
+
+
+def require_api_key():  # type: ignore[no-untyped-def]
+    """``before_request`` hook: sets ``g.api_key`` or answers 401."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, secret = header.partition(" ")
+    key = None
+    if scheme.lower() == "bearer" and secret.strip():
+        store: Store = current_app.extensions["planner"]["store"]
+        key = store.authenticate(secret.strip())
+    if key is None:
+        return problem(
+            401,
+            detail="Send a valid API key: 'Authorization: Bearer <key>'.",
+            code="unauthorized",
+            headers={"WWW-Authenticate": 'Bearer realm="stride-back"'},
+        )
+    g.api_key = key
+    return None
+
+
+def require_json_body():  # type: ignore[no-untyped-def]
+    """``before_request`` hook: 415 for a body that is not JSON, before anything parses it."""
+    if request.method in ("POST", "PUT", "PATCH") and not request.is_json:
+        return problem(
+            415,
+            detail="Send the body as JSON with 'Content-Type: application/json'.",
+            code="unsupported_media_type",
+        )
+    return None
+
+
+def protect(blueprint: Blueprint) -> Blueprint:
+    """Guard every route of a /v1 blueprint: API key first, then the body's type."""
+    blueprint.before_request(require_api_key)
+    blueprint.before_request(require_json_body)
+    return blueprint
+
+
+def current_organisation() -> str:
+    key: ApiKey = g.api_key
+    return key.organisation

@@ -1,0 +1,27 @@
+"""Defaults for the Flask app; every key can be overridden by a ``PLANNER_<KEY>``
+environment variable (JSON-decoded) or by the mapping given to ``create_app``."""
+
+from __future__ import annotations
+
+from planner import __version__
+
+DEFAULTS: dict[str, object] = {
+    # Storage: None means PLANNER_DATABASE_URL, else SQLite under DATA_DIR.
+    "DATABASE_URL": None,
+    "DATA_DIR": "instance",
+    # Create/upgrade the schema when the app starts (``planner serve`` does it once
+    # in the master process instead, before forking workers).
+    "UPGRADE_ON_START": True,
+    # Extra directories of protocol files (a clinic's own), validated at start-up.
+    "PROTOCOLS_DIRS": [],
+    # Requests larger than this are refused with 413 before they are parsed.
+    "MAX_CONTENT_LENGTH": 64 * 1024,
+    "JSON_SORT_KEYS": False,
+    # OpenAPI (flask-smorest)
+    "API_TITLE": "stride-back return-to-run planner",
+    "API_VERSION": __version__,
+    "OPENAPI_VERSION": "3.1.0",
+    "OPENAPI_URL_PREFIX": None,
+    # Every operation needs a bearer key unless it says otherwise (/healthz does).
+    "API_SPEC_OPTIONS": {"security": [{"bearerAuth": []}]},
+}

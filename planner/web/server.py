@@ -1,0 +1,41 @@
+"""Run the app under gunicorn, configured in code so ``planner serve`` needs no files."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+
+from planner.web import create_app
+
+
+class PlannerServer(BaseApplication):  # type: ignore[misc]
+    """Each worker builds its own app (and database pool) after the fork."""
+
+    def __init__(self, options: dict[str, Any]) -> None:
+        self.options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self):  # type: ignore[no-untyped-def]
+        # The schema was upgraded once by the master; workers must not race to do it.
+        return create_app({"UPGRADE_ON_START": False})
+
+
+def run(*, host: str, port: int, workers: int, access_log: bool) -> None:
+    PlannerServer(
+        {
+            "bind": f"{host}:{port}",
+            "workers": workers,
+            "worker_class": "sync",
+            "timeout": 30,
+            "graceful_timeout": 10,
+            "accesslog": "-" if access_log else None,
+            "errorlog": "-",
+            "loglevel": "info",
+            "proc_name": "planner",
+        }
+    ).run()

@@ -1,0 +1,74 @@
+"""Fixtures for API tests: an app on a real SQLite file, keys, and a spec checker."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from planner.store import Store
+from planner.web import create_app
+from tests.api.contract import Contract
+
+EXAMPLE_PLAN: dict[str, Any] = {
+    "diagnosis_date": "2026-11-20",
+    "start_date": "2026-11-21",
+    "timezone": "America/New_York",
+    "athlete": {"reference": "clinic-1234", "name": "A. Runner"},
+    "injury": {
+        "site": "femoral_neck",
+        "type": "compression",
+        "laterality": "left",
+        "mri_grade": 3,
+        "fracture_line": True,
+        "fracture_line_pct": 20,
+        "displaced": False,
+    },
+    "risk_factors": ["female", "prior_bone_stress_injury"],
+    "schedule": {"run_days": ["MO", "WE", "FR"], "session_time": "07:00"},
+}
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'planner.sqlite3'}"
+
+
+@pytest.fixture
+def app(database_url: str) -> Iterator[Flask]:
+    app = create_app({"TESTING": True, "DATABASE_URL": database_url})
+    yield app
+    app.extensions["planner"]["store"].dispose()
+
+
+@pytest.fixture
+def store(app: Flask) -> Store:
+    return app.extensions["planner"]["store"]
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def auth(store: Store) -> dict[str, str]:
+    """Headers of a key in organisation ``clinic-a``."""
+    _, secret = store.create_key("tests", "clinic-a")
+    return {"Authorization": f"Bearer {secret}"}
+
+
+@pytest.fixture
+def other_auth(store: Store) -> dict[str, str]:
+    """Headers of a key in another organisation."""
+    _, secret = store.create_key("others", "clinic-b")
+    return {"Authorization": f"Bearer {secret}"}
+
+
+@pytest.fixture(scope="session")
+def contract() -> Contract:
+    return Contract.load()
