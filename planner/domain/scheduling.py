@@ -19,6 +19,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from planner.domain.errors import InvalidProtocol, InvalidRequest
+from planner.domain.risk import CLEARANCE_CRITERIA
 from planner.domain.model import (
     Condition,
     Level,
@@ -51,6 +52,7 @@ CLEARANCE_TEMPLATE = SessionTemplate(
         ),
     ),
     at="end",
+    criteria=CLEARANCE_CRITERIA,
 )
 
 
@@ -270,20 +272,29 @@ def _time_sessions(
     drafts: Sequence[_Draft], preferences: Preferences, plan_id: str
 ) -> tuple[Session, ...]:
     """Turn drafts into sessions; with a session time, the day's sessions follow one
-    another from that time (reviews stay all-day: the clinic sets their time)."""
+    another from that time (reviews stay all-day: the clinic sets their time). A
+    session that would start after midnight goes just before the day's first one
+    instead, so every session starts on its own date."""
     tz = ZoneInfo(preferences.timezone)
     at = parse_session_time(preferences.session_time) if preferences.session_time else None
     ordered = sorted(drafts, key=lambda d: (d.day, d.order, d.key))
     sessions: list[Session] = []
-    day_cursor: dict[date, datetime] = {}
+    day_span: dict[date, tuple[datetime, datetime]] = {}  # first start, last end (UTC)
     for draft in ordered:
         level = draft.level
         start = end = None
         if at is not None and draft.template.kind is not SessionKind.REVIEW:
-            start = day_cursor.get(draft.day) or local_instant(draft.day, at, tz)
-            minutes = level.duration_min or 30
-            end = (start.astimezone(UTC) + timedelta(minutes=minutes)).astimezone(tz)
-            day_cursor[draft.day] = end
+            length = timedelta(minutes=level.duration_min or 30)
+            span = day_span.get(draft.day)
+            if span is None:
+                begin = local_instant(draft.day, at, tz).astimezone(UTC)
+            elif span[1].astimezone(tz).date() == draft.day:
+                begin = span[1]
+            else:
+                begin = span[0] - length
+            start, end = begin.astimezone(tz), (begin + length).astimezone(tz)
+            first, last = span or (begin, begin + length)
+            day_span[draft.day] = (min(first, begin), max(last, begin + length))
         sessions.append(
             Session(
                 uid=session_uid(plan_id, draft.key),
