@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -175,8 +176,15 @@ def test_minimal_request_uses_the_documented_defaults(
 
 
 def test_list_is_paged_newest_first_and_per_organisation(
-    client: FlaskClient, auth: dict[str, str], other_auth: dict[str, str], contract: Contract
+    app: Flask,
+    client: FlaskClient,
+    auth: dict[str, str],
+    other_auth: dict[str, str],
+    contract: Contract,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    moments = iter(datetime(2026, 11, 23, 9, minute, tzinfo=UTC) for minute in range(3))
+    monkeypatch.setattr(app.extensions["planner"]["planner"], "clock", lambda: next(moments))
     ids = [post_plan(client, auth).get_json()["id"] for _ in range(3)]
 
     first = client.get("/v1/plans?page_size=2", headers=auth)

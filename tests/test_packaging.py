@@ -1,0 +1,139 @@
+"""Real components: a non-editable wheel in a fresh venv, and `planner serve` as a process."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import sysconfig
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_a_plain_wheel_install_gives_a_working_planner_from_any_directory(tmp_path: Path) -> None:
+    wheels = tmp_path / "wheels"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+         "--disable-pip-version-check", "-w", str(wheels), str(REPO)],
+        check=True,
+    )
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    # The wheel itself, not editable and without the source tree; its dependencies come
+    # from this test's environment so that the test needs no network.
+    subprocess.run(
+        [venv / "bin" / "pip", "install", "--quiet", "--no-deps", "--no-index",
+         "--disable-pip-version-check", *map(str, wheels.glob("*.whl"))],
+        check=True,
+    )
+    site = subprocess.run(
+        [venv / "bin" / "python", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True, capture_output=True, text=True,
+    ).stdout.strip()
+    (Path(site) / "zz-test-dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "PLANNER_"))}
+
+    check = subprocess.run(
+        [venv / "bin" / "planner", "protocols", "check"],
+        cwd=elsewhere, env=env, capture_output=True, text=True,
+    )
+    plan = subprocess.run(
+        [venv / "bin" / "planner", "plan", "--site", "femoral_neck", "--type", "compression",
+         "--diagnosis-date", "2026-11-20", "--format", "ics"],
+        cwd=elsewhere, env=env, capture_output=True, text=True,
+    )
+
+    assert check.returncode == 0, check.stderr
+    assert f"Built-in protocols: {site}" in check.stdout, check.stdout
+    assert "OK femoral-neck-compression-conservative" in check.stdout
+    assert plan.returncode == 0, plan.stderr
+    assert plan.stdout.startswith("BEGIN:VCALENDAR")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def serving(data_dir: Path, port: int) -> Iterator[str]:
+    env = {**os.environ, "PLANNER_DATA_DIR": str(data_dir)}
+    env.pop("PLANNER_DATABASE_URL", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "planner", "serve", "--port", str(port), "--workers", "1"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(base + "/healthz", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except (urllib.error.URLError, ConnectionError):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(process.stderr.read().decode() if process.stderr else "")
+                time.sleep(0.2)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+        if process.stderr:
+            process.stderr.close()
+
+
+def call(method: str, url: str, key: str, body: dict | None = None) -> tuple[int, dict[str, str], bytes]:
+    request = urllib.request.Request(url, method=method, headers={"Authorization": f"Bearer {key}"})
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, data=data, timeout=10) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+
+
+@pytest.mark.slow
+def test_planner_serve_keeps_plans_in_sqlite_across_a_restart(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    env = {**os.environ, "PLANNER_DATA_DIR": str(data_dir)}
+    env.pop("PLANNER_DATABASE_URL", None)
+    created = subprocess.run(
+        [sys.executable, "-m", "planner", "keys", "create", "e2e", "--org", "clinic"],
+        env=env, check=True, capture_output=True, text=True,
+    )
+    key = created.stdout.strip().splitlines()[-1]
+    body = {"diagnosis_date": "2026-11-20", "injury": {"site": "femoral_neck", "type": "compression"}}
+
+    port = free_port()
+    with serving(data_dir, port) as base:
+        status, headers, plan = call("POST", base + "/v1/plans", key, body)
+        assert status == 201, plan
+        location = headers["Location"]
+        assert call("GET", base + location, key)[0] == 200
+        assert call("GET", base + "/v1/plans", key + "x")[0] == 401
+
+    assert (data_dir / "planner.sqlite3").exists()
+    with serving(data_dir, free_port()) as base:
+        status, headers, again = call("GET", base + location, key)
+        assert status == 200 and again == plan
+        status, headers, ics = call("GET", base + location + ".ics", key)
+        assert status == 200 and ics.startswith(b"BEGIN:VCALENDAR")
+        assert headers["Content-Type"] == "text/calendar; charset=utf-8"
