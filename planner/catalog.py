@@ -6,6 +6,7 @@ error that names the file and the field, so a bad protocol never reaches a runne
 
 from __future__ import annotations
 
+import os
 import tomllib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -84,6 +85,18 @@ def protocol_files(directories: Iterable[Path]) -> list[Path]:
             raise InvalidProtocol(f"{directory}: not a directory of protocol files.")
         files.extend(sorted(directory.glob("*.toml")))
     return files
+
+
+def protocol_dirs(value: object) -> list[Path]:
+    """Extra protocol directories from configuration: a list, or one string of paths
+    separated by ``os.pathsep`` (as ``PLANNER_PROTOCOLS_DIRS`` is usually written)."""
+    if not value:
+        return []
+    if isinstance(value, str):
+        return [Path(p) for p in value.split(os.pathsep) if p]
+    if isinstance(value, Iterable):
+        return [Path(str(p)) for p in value]
+    raise InvalidProtocol(f"PROTOCOLS_DIRS must be a list of directories, not {value!r}.")
 
 
 def load_catalog(extra_dirs: Iterable[Path | str] = ()) -> Catalog:

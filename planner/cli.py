@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import uuid
 from pathlib import Path
@@ -13,7 +14,7 @@ from marshmallow import ValidationError
 from sqlalchemy.engine import make_url
 
 from planner import __version__
-from planner.catalog import CatalogErrors, builtin_protocols_dir, load_catalog
+from planner.catalog import CatalogErrors, builtin_protocols_dir, load_catalog, protocol_dirs
 from planner.domain.errors import InvalidProtocol, PlannerError
 from planner.domain.model import FractureSide, Laterality, RiskFactor, Site
 from planner.export import to_ical, to_json
@@ -102,7 +103,7 @@ def plan(**options: Any) -> None:
         validated = PlanCreateSchema().load(payload)
         made = build_plan(
             validated,
-            load_catalog(options["protocols_dirs"]),
+            load_catalog([*protocol_dirs(os.environ.get("PLANNER_PROTOCOLS_DIRS")), *options["protocols_dirs"]]),
             plan_id=options["plan_id"] or str(uuid.uuid4()),
             created_at=utcnow(),
         )
@@ -215,7 +216,7 @@ def protocols() -> None:
 def protocols_check(directories: tuple[Path, ...]) -> None:
     """Validate the built-in protocols plus any DIRECTORIES; exit 1 on any error."""
     try:
-        catalog = load_catalog(directories)
+        catalog = load_catalog([*protocol_dirs(os.environ.get("PLANNER_PROTOCOLS_DIRS")), *directories])
     except CatalogErrors as exc:
         for problem in exc.problems:
             click.echo(f"INVALID {problem.detail}", err=True)

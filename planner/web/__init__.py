@@ -13,7 +13,7 @@ from typing import Any
 
 from flask import Flask
 
-from planner.catalog import load_catalog
+from planner.catalog import load_catalog, protocol_dirs
 from planner.services import Planner
 from planner.store import Store, default_database_url
 from planner.web import health, plans, protocols
@@ -35,7 +35,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, store: Store | None =
         store = Store(url)
         if app.config["UPGRADE_ON_START"]:
             store.upgrade()
-    catalog = load_catalog(app.config["PROTOCOLS_DIRS"])
+    catalog = load_catalog(protocol_dirs(app.config["PROTOCOLS_DIRS"]))
     app.extensions["planner"] = {
         "store": store,
         "catalog": catalog,

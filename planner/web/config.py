@@ -21,7 +21,8 @@ DEFAULTS: dict[str, object] = {
     "API_TITLE": "stride-back return-to-run planner",
     "API_VERSION": __version__,
     "OPENAPI_VERSION": "3.1.0",
-    "OPENAPI_URL_PREFIX": None,
+    "OPENAPI_URL_PREFIX": "/",
+    "OPENAPI_JSON_PATH": "openapi.json",
     # Every operation needs a bearer key unless it says otherwise (/healthz does).
     "API_SPEC_OPTIONS": {"security": [{"bearerAuth": []}]},
 }
