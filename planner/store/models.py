@@ -1,0 +1,111 @@
+"""Row classes for the planner's database (SQLAlchemy 2.x typed declarative mapping).
+
+These classes are private to ``planner.store``: the rest of the service only ever sees the
+frozen dataclasses in ``planner.store.records``, so no ORM object (and no session) escapes a
+store call. Every schema change needs an Alembic revision in ``migrations/versions``; a test
+checks that the migrated schema and these models agree.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Dialect, Index, Integer, LargeBinary, MetaData, String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+# Explicit constraint names keep Alembic's batch mode (SQLite table rebuilds) and future
+# "drop constraint" migrations working the same on SQLite and PostgreSQL.
+NAMING_CONVENTION: dict[str, str] = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Store aware datetimes as UTC and always hand back aware UTC datetimes.
+
+    PostgreSQL has ``timestamptz``, but SQLite has no time zone support: SQLAlchemy writes the
+    wall-clock digits and reads back a naive value. Normalising to UTC on the way in (and
+    dropping the offset for SQLite, so that text ordering is time ordering) and re-attaching
+    UTC on the way out gives callers the same aware values on both databases. Naive values
+    are refused, because guessing their zone is how off-by-hours bugs start.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Convert an aware datetime to UTC (naive UTC wall time on SQLite)."""
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value!r}: pass an aware datetime (UTC)")
+        value = value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            value = value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Return the stored instant as an aware UTC datetime."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base carrying the shared metadata (and its naming convention)."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class ApiKeyRow(Base):
+    """An API key: only a SHA-256 of the secret is kept, plus a short prefix for display."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    organisation: Mapped[str] = mapped_column(String(200), index=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class PlanRow(Base):
+    """One plan revision as stored: a few indexed columns plus the rendered documents.
+
+    The JSON and iCalendar bytes are rendered once when a revision is made and served as
+    stored (see design §8: rendering costs milliseconds, reading bytes costs microseconds).
+    """
+
+    __tablename__ = "plans"
+    # Both composite indexes lead with ``organisation``, so they also serve every
+    # "this organisation's plans" lookup; a separate single-column index would only cost writes.
+    __table_args__ = (
+        Index("ix_plans_organisation_athlete_reference", "organisation", "athlete_reference"),
+        # Newest-first listing: both SQLite and PostgreSQL scan this index backwards.
+        Index("ix_plans_organisation_created_at_id", "organisation", "created_at", "id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    organisation: Mapped[str] = mapped_column(String(200))
+    revision: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    athlete_reference: Mapped[str | None] = mapped_column(String(200))
+    protocol_id: Mapped[str] = mapped_column(String(200))
+    protocol_version: Mapped[str] = mapped_column(String(64))
+    request: Mapped[dict[str, Any]] = mapped_column(JSON)
+    document: Mapped[bytes] = mapped_column(LargeBinary)
+    ics: Mapped[bytes] = mapped_column(LargeBinary)
+    etag: Mapped[str] = mapped_column(String(80))

@@ -1,0 +1,98 @@
+"""Fixtures for the store tests: every test gets a real SQLite file in ``tmp_path``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from planner.store import PlanRecord, Store, strong_etag
+
+T0 = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
+
+
+class FakeClock:
+    """A settable clock, so time-dependent behaviour is tested without sleeping."""
+
+    def __init__(self, now: datetime = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, delta: timedelta) -> None:
+        self.now += delta
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "data" / "planner.sqlite3"
+
+
+@pytest.fixture
+def db_url(db_path: Path) -> str:
+    return f"sqlite:///{db_path.as_posix()}"
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def open_store(db_url: str, clock: FakeClock) -> Iterator[Callable[[], Store]]:
+    """Open (and at teardown dispose) any number of stores on the test's database file."""
+    opened: list[Store] = []
+
+    def open_() -> Store:
+        store = Store(db_url, clock=clock)
+        opened.append(store)
+        return store
+
+    yield open_
+    for store in opened:
+        store.dispose()
+
+
+@pytest.fixture
+def store(open_store: Callable[[], Store]) -> Store:
+    """A store on a freshly migrated database file."""
+    store = open_store()
+    store.upgrade()
+    return store
+
+
+def make_plan(number: int = 1, **overrides: Any) -> PlanRecord:
+    """Build a plan record with plausible values; ``number`` varies id and timestamps."""
+    ics = overrides.pop("ics", f"BEGIN:VCALENDAR\r\nX-N:{number}\r\nEND:VCALENDAR\r\n".encode())
+    created = overrides.pop("created_at", T0 + timedelta(minutes=number))
+    values: dict[str, Any] = {
+        "id": f"00000000-0000-4000-8000-{number:012d}",
+        "organisation": "acme",
+        "revision": 1,
+        "status": "active",
+        "created_at": created,
+        "updated_at": created,
+        "athlete_reference": f"clinic-{number}",
+        "protocol_id": "femoral-neck-compression",
+        "protocol_version": "1.0.0",
+        "request": {
+            "diagnosis_date": "2026-11-20",
+            "injury": {"site": "femoral_neck", "type": "compression", "mri_grade": 3},
+            "risk_factors": ["female"],
+            "number": number,
+        },
+        "document": b'{"id": "%d", "note": "caf\xc3\xa9"}' % number,
+        "ics": ics,
+        "etag": strong_etag(ics),
+    }
+    values.update(overrides)
+    return PlanRecord(**values)
+
+
+@pytest.fixture
+def plan_factory() -> Callable[..., PlanRecord]:
+    return make_plan
