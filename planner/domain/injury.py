@@ -2,8 +2,27 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+from typing import TypeVar
+
 from planner.domain.errors import InvalidInjury
 from planner.domain.model import FractureSide, Injury, Laterality, Site
+
+_E = TypeVar("_E", bound=StrEnum)
+
+
+def _member(
+    vocabulary: type[_E], name: str, value: object, errors: dict[str, list[str]]
+) -> _E | None:
+    """``value`` as a member of ``vocabulary``; an unknown value is recorded in ``errors``."""
+    if value is None:
+        return None
+    try:
+        return vocabulary(value)
+    except ValueError:
+        allowed = ", ".join(repr(m.value) for m in vocabulary)
+        errors.setdefault(name, []).append(f"Unknown value {value!r}; use one of {allowed}.")
+        return None
 
 
 def classify(
@@ -35,9 +54,12 @@ def classify(
     def refuse(name: str, message: str) -> None:
         errors.setdefault(name, []).append(message)
 
-    site = Site(site)
-    side = FractureSide(type) if type is not None else None
-    if site is Site.FEMORAL_NECK and side is None:
+    bone = _member(Site, "site", site, errors)
+    side = _member(FractureSide, "type", type, errors)
+    side_of_body = _member(Laterality, "laterality", laterality, errors)
+    if bone is None and "site" not in errors:
+        refuse("site", "Required.")
+    if bone is Site.FEMORAL_NECK and side is None and "type" not in errors:
         refuse("type", "Required for a femoral-neck injury: 'compression' or 'tension'.")
     if mri_grade is not None and not 1 <= mri_grade <= 4:
         refuse("mri_grade", "Must be between 1 and 4.")
@@ -66,13 +88,13 @@ def classify(
     if complete is False and fracture_line_pct == 100:
         refuse("complete", "Is false, but fracture_line_pct 100 crosses the whole neck.")
 
-    if errors:
+    if errors or bone is None:
         raise InvalidInjury("The injury classification contradicts itself.", errors)
 
     return Injury(
-        site=site,
+        site=bone,
         type=side,
-        laterality=Laterality(laterality) if laterality is not None else None,
+        laterality=side_of_body,
         mri_grade=mri_grade,
         fracture_line=bool(fracture_line or implied_line),
         fracture_line_pct=fracture_line_pct,

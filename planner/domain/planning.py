@@ -112,7 +112,7 @@ def validate_request(request: PlanRequest) -> None:
         errors["diagnosis_date"] = ["Out of range."]
     try:
         ZoneInfo(request.preferences.timezone)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: e.g. a directory name
         errors["timezone"] = [
             f"Unknown time zone {request.preferences.timezone!r}: use an IANA name "
             "such as 'America/New_York' or 'UTC'."

@@ -19,7 +19,6 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from planner.domain.errors import InvalidProtocol, InvalidRequest
-from planner.domain.risk import CLEARANCE_CRITERIA
 from planner.domain.model import (
     Condition,
     Level,
@@ -32,6 +31,7 @@ from planner.domain.model import (
     SessionTemplate,
     Weekday,
 )
+from planner.domain.risk import CLEARANCE_CRITERIA
 
 #: Namespace for session UIDs: uuid5(namespace, "<plan id>/<session key>").
 UID_NAMESPACE = uuid.UUID("8f3b1c2e-5d0a-4e61-9a57-2c4f0e7d9b13")

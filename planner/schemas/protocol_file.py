@@ -10,10 +10,19 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate
-from marshmallow import validates_schema
+from marshmallow import (
+    RAISE,
+    Schema,
+    ValidationError,
+    fields,
+    post_load,
+    validate,
+    validates_schema,
+)
 
 from planner.domain.model import (
+    NO_RUNNING_PHASES,
+    NO_WALKING_PHASES,
     AppliesTo,
     Condition,
     DurationRule,
@@ -29,7 +38,6 @@ from planner.domain.model import (
     Step,
     Triage,
 )
-from planner.domain.model import NO_RUNNING_PHASES, NO_WALKING_PHASES
 from planner.domain.planning import CONTEXT_FACTS
 
 SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?$")
@@ -48,6 +56,30 @@ class _Strict(Schema):
         unknown = RAISE
 
 
+def _is_bool(value: object) -> bool:
+    return isinstance(value, bool)
+
+
+def _one_of(vocabulary: Any) -> Any:
+    return lambda value: isinstance(value, str) and value in {m.value for m in vocabulary}
+
+
+#: What each fact can be, so a condition that could never hold (``"true"`` for
+#: ``true``, a misspelt triage outcome) is an error rather than a silent no-op.
+_FACT_VALUES: dict[str, Any] = {
+    "site": _one_of(Site),
+    "type": _one_of(FractureSide),
+    "triage": _one_of(Triage),
+    "mri_grade": lambda v: type(v) is int and 1 <= v <= 4,
+    "fracture_line": _is_bool,
+    "complete": _is_bool,
+    "displaced": _is_bool,
+    "hip_effusion": _is_bool,
+    "progression_on_imaging": _is_bool,
+    "can_bear_weight": _is_bool,
+}
+
+
 class ConditionField(fields.Field):
     """``{fact = value}`` or ``{fact = [value, …]}`` → a sorted tuple condition."""
 
@@ -59,6 +91,10 @@ class ConditionField(fields.Field):
             raise ValidationError(
                 f"Unknown fact(s) {', '.join(unknown)}; known: {', '.join(sorted(CONTEXT_FACTS))}."
             )
+        for name, allowed in sorted(value.items()):
+            for item in allowed if isinstance(allowed, list) else [allowed]:
+                if not _FACT_VALUES.get(name, lambda _: True)(item):
+                    raise ValidationError(f"{item!r} is not a possible value of {name}.")
         return tuple(
             (name, tuple(v) if isinstance(v, list) else (v,))
             for name, v in sorted(value.items())
@@ -187,6 +223,11 @@ class PhaseSchema(_Strict):
             raise ValidationError("The range must be [shortest, longest].", "range_days")
         if low_high and data.get("days") is not None and not low_high[0] <= data["days"] <= low_high[1]:
             raise ValidationError("The default length lies outside its evidence range.", "days")
+        for index, rule in enumerate(data.get("duration_rules") or []):
+            if low_high and not low_high[0] <= rule.days <= low_high[1]:
+                raise ValidationError(
+                    "The length lies outside its evidence range.", f"duration_rules.{index}.days"
+                )
 
     @post_load
     def build(self, data: dict[str, Any], **_: Any) -> PhaseTemplate:
