@@ -86,8 +86,12 @@ def _run_days(_: click.Context, __: click.Parameter, value: str | None) -> list[
 @click.option("--session-time", help="HH:MM local; omit for all-day sessions.")
 @click.option("--athlete-reference")
 @click.option("--athlete-name")
-@click.option("--format", "fmt", type=click.Choice(["json", "ics"]), default="json", show_default=True)
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write here instead of stdout.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["json", "ics"]), default="json", show_default=True
+)
+@click.option(
+    "--out", type=click.Path(dir_okay=False, path_type=Path), help="Write here instead of stdout."
+)
 @click.option("--plan-id", help="Id for the plan (default: a new UUID).")
 @click.option(
     "--protocols-dir",
@@ -103,7 +107,12 @@ def plan(**options: Any) -> None:
         validated = PlanCreateSchema().load(payload)
         made = build_plan(
             validated,
-            load_catalog([*protocol_dirs(os.environ.get("PLANNER_PROTOCOLS_DIRS")), *options["protocols_dirs"]]),
+            load_catalog(
+                [
+                    *protocol_dirs(os.environ.get("PLANNER_PROTOCOLS_DIRS")),
+                    *options["protocols_dirs"],
+                ]
+            ),
             plan_id=options["plan_id"] or str(uuid.uuid4()),
             created_at=utcnow(),
         )
@@ -169,12 +178,16 @@ def keys() -> None:
 
 @keys.command("create")
 @click.argument("name")
-@click.option("--org", default="default", show_default=True, help="Organisation the key belongs to.")
+@click.option(
+    "--org", default="default", show_default=True, help="Organisation the key belongs to."
+)
 def keys_create(name: str, org: str) -> None:
     """Create a key; the key itself is printed alone on the last line."""
     store = _store()
     record, secret = store.create_key(name, org)
-    click.echo(f"Created API key {record.name!r} (prefix {record.prefix}) for organisation {org!r}.")
+    click.echo(
+        f"Created API key {record.name!r} (prefix {record.prefix}) for organisation {org!r}."
+    )
     click.echo("Store it now: it cannot be shown again.")
     click.echo(secret)
 
@@ -185,7 +198,9 @@ def keys_list() -> None:
     for key in _store().list_keys():
         state = "revoked" if key.revoked_at else "active"
         used = key.last_used_at.isoformat() if key.last_used_at else "never"
-        click.echo(f"{key.id}\t{key.prefix}\t{key.organisation}\t{key.name}\t{state}\tlast used {used}")
+        click.echo(
+            f"{key.id}\t{key.prefix}\t{key.organisation}\t{key.name}\t{state}\tlast used {used}"
+        )
 
 
 @keys.command("revoke")
@@ -212,11 +227,15 @@ def protocols() -> None:
 
 
 @protocols.command("check")
-@click.argument("directories", nargs=-1, type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.argument(
+    "directories", nargs=-1, type=click.Path(file_okay=False, exists=True, path_type=Path)
+)
 def protocols_check(directories: tuple[Path, ...]) -> None:
     """Validate the built-in protocols plus any DIRECTORIES; exit 1 on any error."""
     try:
-        catalog = load_catalog([*protocol_dirs(os.environ.get("PLANNER_PROTOCOLS_DIRS")), *directories])
+        catalog = load_catalog(
+            [*protocol_dirs(os.environ.get("PLANNER_PROTOCOLS_DIRS")), *directories]
+        )
     except CatalogErrors as exc:
         for problem in exc.problems:
             click.echo(f"INVALID {problem.detail}", err=True)
@@ -242,7 +261,9 @@ def db() -> None:
 def db_upgrade() -> None:
     """Create or upgrade the schema to the newest version."""
     store = _store()
-    click.echo(f"Database at revision {store.current_revision()}: {_display(database_url_from_env())}")
+    click.echo(
+        f"Database at revision {store.current_revision()}: {_display(database_url_from_env())}"
+    )
 
 
 def _display(url: str) -> str:

@@ -32,7 +32,10 @@ def render_spec() -> str:
 
     with tempfile.TemporaryDirectory() as scratch:
         app = create_app(
-            {"DATABASE_URL": f"sqlite:///{Path(scratch) / 'spec.sqlite3'}", "UPGRADE_ON_START": False}
+            {
+                "DATABASE_URL": f"sqlite:///{Path(scratch) / 'spec.sqlite3'}",
+                "UPGRADE_ON_START": False,
+            }
         )
         try:
             spec = app.extensions["flask-smorest"]["apis"][""]["ext_obj"].spec.to_dict()

@@ -106,9 +106,7 @@ class Planner:
     def list_plans(
         self, organisation: str, *, page: int, page_size: int
     ) -> tuple[list[PlanRecord], int]:
-        return self.store.list_plans(
-            organisation, limit=page_size, offset=(page - 1) * page_size
-        )
+        return self.store.list_plans(organisation, limit=page_size, offset=(page - 1) * page_size)
 
 
 def render_record(plan: Plan, organisation: str) -> PlanRecord:

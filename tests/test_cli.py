@@ -16,13 +16,20 @@ from planner.web import create_app
 
 PLAN_ARGS = [
     "plan",
-    "--site", "femoral_neck",
-    "--type", "compression",
-    "--diagnosis-date", "2026-11-20",
-    "--fracture-line-pct", "20",
-    "--timezone", "America/New_York",
-    "--run-days", "MO,WE,FR",
-    "--session-time", "07:00",
+    "--site",
+    "femoral_neck",
+    "--type",
+    "compression",
+    "--diagnosis-date",
+    "2026-11-20",
+    "--fracture-line-pct",
+    "20",
+    "--timezone",
+    "America/New_York",
+    "--run-days",
+    "MO,WE,FR",
+    "--session-time",
+    "07:00",
 ]
 
 
@@ -53,7 +60,9 @@ def test_plan_prints_the_same_plan_the_api_makes(runner: CliRunner, tmp_path: Pa
         "injury": {"site": "femoral_neck", "type": "compression", "fracture_line_pct": 20},
         "schedule": {"run_days": ["MO", "WE", "FR"], "session_time": "07:00"},
     }
-    online = app.test_client().post("/v1/plans", json=body, headers={"Authorization": f"Bearer {secret}"})
+    online = app.test_client().post(
+        "/v1/plans", json=body, headers={"Authorization": f"Bearer {secret}"}
+    )
     store.dispose()
 
     assert online.status_code == 201
@@ -63,7 +72,9 @@ def test_plan_prints_the_same_plan_the_api_makes(runner: CliRunner, tmp_path: Pa
 def test_plan_writes_icalendar_to_a_file(runner: CliRunner, tmp_path: Path) -> None:
     out = tmp_path / "plan.ics"
 
-    result = runner.invoke(main, PLAN_ARGS + ["--format", "ics", "--out", str(out), "--plan-id", "p-1"])
+    result = runner.invoke(
+        main, PLAN_ARGS + ["--format", "ics", "--out", str(out), "--plan-id", "p-1"]
+    )
 
     assert result.exit_code == 0, result.output
     calendar = Calendar.from_ical(out.read_bytes())

@@ -24,8 +24,19 @@ REPO = Path(__file__).resolve().parents[1]
 def test_a_plain_wheel_install_gives_a_working_planner_from_any_directory(tmp_path: Path) -> None:
     wheels = tmp_path / "wheels"
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-         "--disable-pip-version-check", "-w", str(wheels), str(REPO)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--disable-pip-version-check",
+            "-w",
+            str(wheels),
+            str(REPO),
+        ],
         check=True,
     )
     venv = tmp_path / "venv"
@@ -33,13 +44,26 @@ def test_a_plain_wheel_install_gives_a_working_planner_from_any_directory(tmp_pa
     # The wheel itself, not editable and without the source tree; its dependencies come
     # from this test's environment so that the test needs no network.
     subprocess.run(
-        [venv / "bin" / "pip", "install", "--quiet", "--no-deps", "--no-index",
-         "--disable-pip-version-check", *map(str, wheels.glob("*.whl"))],
+        [
+            venv / "bin" / "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-index",
+            "--disable-pip-version-check",
+            *map(str, wheels.glob("*.whl")),
+        ],
         check=True,
     )
     site = subprocess.run(
-        [venv / "bin" / "python", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        check=True, capture_output=True, text=True,
+        [
+            venv / "bin" / "python",
+            "-c",
+            "import sysconfig; print(sysconfig.get_paths()['purelib'])",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout.strip()
     (Path(site) / "zz-test-dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     elsewhere = tmp_path / "elsewhere"
@@ -48,12 +72,28 @@ def test_a_plain_wheel_install_gives_a_working_planner_from_any_directory(tmp_pa
 
     check = subprocess.run(
         [venv / "bin" / "planner", "protocols", "check"],
-        cwd=elsewhere, env=env, capture_output=True, text=True,
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     plan = subprocess.run(
-        [venv / "bin" / "planner", "plan", "--site", "femoral_neck", "--type", "compression",
-         "--diagnosis-date", "2026-11-20", "--format", "ics"],
-        cwd=elsewhere, env=env, capture_output=True, text=True,
+        [
+            venv / "bin" / "planner",
+            "plan",
+            "--site",
+            "femoral_neck",
+            "--type",
+            "compression",
+            "--diagnosis-date",
+            "2026-11-20",
+            "--format",
+            "ics",
+        ],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
     )
 
     assert check.returncode == 0, check.stderr
@@ -75,7 +115,9 @@ def serving(data_dir: Path, port: int) -> Iterator[str]:
     env.pop("PLANNER_DATABASE_URL", None)
     process = subprocess.Popen(
         [sys.executable, "-m", "planner", "serve", "--port", str(port), "--workers", "1"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -87,7 +129,8 @@ def serving(data_dir: Path, port: int) -> Iterator[str]:
                         break
             except (urllib.error.URLError, ConnectionError):
                 if process.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(process.stderr.read().decode() if process.stderr else "")
+                    message = process.stderr.read().decode() if process.stderr else ""
+                    raise AssertionError(message) from None
                 time.sleep(0.2)
         yield base
     finally:
@@ -97,7 +140,9 @@ def serving(data_dir: Path, port: int) -> Iterator[str]:
             process.stderr.close()
 
 
-def call(method: str, url: str, key: str, body: dict | None = None) -> tuple[int, dict[str, str], bytes]:
+def call(
+    method: str, url: str, key: str, body: dict | None = None
+) -> tuple[int, dict[str, str], bytes]:
     request = urllib.request.Request(url, method=method, headers={"Authorization": f"Bearer {key}"})
     data = None
     if body is not None:
@@ -117,10 +162,16 @@ def test_planner_serve_keeps_plans_in_sqlite_across_a_restart(tmp_path: Path) ->
     env.pop("PLANNER_DATABASE_URL", None)
     created = subprocess.run(
         [sys.executable, "-m", "planner", "keys", "create", "e2e", "--org", "clinic"],
-        env=env, check=True, capture_output=True, text=True,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     key = created.stdout.strip().splitlines()[-1]
-    body = {"diagnosis_date": "2026-11-20", "injury": {"site": "femoral_neck", "type": "compression"}}
+    body = {
+        "diagnosis_date": "2026-11-20",
+        "injury": {"site": "femoral_neck", "type": "compression"},
+    }
 
     port = free_port()
     with serving(data_dir, port) as base:

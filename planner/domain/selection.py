@@ -67,8 +67,7 @@ def triage(injury: Injury) -> tuple[Selection, tuple[Alert, ...]]:
         high_risk.append("complete fracture across the femoral neck")
     if injury.fracture_line_pct is not None and injury.fracture_line_pct >= SURGICAL_LINE_PCT:
         high_risk.append(
-            f"fracture line {injury.fracture_line_pct}% of neck width "
-            f"(≥ {SURGICAL_LINE_PCT}%)"
+            f"fracture line {injury.fracture_line_pct}% of neck width (≥ {SURGICAL_LINE_PCT}%)"
         )
     if injury.hip_effusion:
         high_risk.append("hip-joint effusion on MRI (about 8× risk of progression)")
@@ -93,9 +92,7 @@ def _selection(outcome: Triage, rule: int, findings: Iterable[str]) -> Selection
     return Selection(triage=outcome, rule=rule, reasons=tuple(prefix + f for f in findings))
 
 
-def select_protocol(
-    injury: Injury, selection: Selection, catalog: Iterable[Protocol]
-) -> Protocol:
+def select_protocol(injury: Injury, selection: Selection, catalog: Iterable[Protocol]) -> Protocol:
     """Return the protocol that covers this site, side and triage outcome.
 
     When several do, the one with the lowest id wins, so the choice never depends

@@ -53,7 +53,9 @@ class InjuryInputSchema(StrictSchema):
     site = _enum(Site, required=True, metadata={"description": "Bone of the injury."})
     type = _enum(
         FractureSide,
-        metadata={"description": "Femoral neck only (required there): compression or tension side."},
+        metadata={
+            "description": "Femoral neck only (required there): compression or tension side."
+        },
     )
     laterality = _enum(Laterality)
     mri_grade = fields.Integer(
@@ -69,7 +71,9 @@ class InjuryInputSchema(StrictSchema):
     displaced = fields.Boolean()
     hip_effusion = fields.Boolean(metadata={"description": "Hip-joint effusion on MRI."})
     progression_on_imaging = fields.Boolean()
-    can_bear_weight = fields.Boolean(load_default=None, metadata={"description": "Defaults to true."})
+    can_bear_weight = fields.Boolean(
+        load_default=None, metadata={"description": "Defaults to true."}
+    )
 
 
 class ScheduleInputSchema(StrictSchema):
@@ -87,7 +91,9 @@ class ScheduleInputSchema(StrictSchema):
 
 class PlanCreateSchema(StrictSchema):
     diagnosis_date = fields.Date(required=True)
-    start_date = fields.Date(metadata={"description": "Day 0 of the plan; defaults to diagnosis_date."})
+    start_date = fields.Date(
+        metadata={"description": "Day 0 of the plan; defaults to diagnosis_date."}
+    )
     timezone = fields.String(
         load_default="UTC",
         validate=validate.Length(min=1, max=64),
@@ -151,7 +157,9 @@ class ScheduleSchema(Schema):
 
 class SelectionSchema(Schema):
     triage = _enum(Triage, required=True)
-    rule = fields.Integer(required=True, metadata={"description": "Triage rule (domain A2) that fired."})
+    rule = fields.Integer(
+        required=True, metadata={"description": "Triage rule (domain A2) that fired."}
+    )
     reasons = fields.List(fields.String(), required=True)
 
 
@@ -172,9 +180,13 @@ class StepSchema(Schema):
 
 
 class SessionSchema(Schema):
-    uid = fields.String(required=True, metadata={"description": "VEVENT UID; stable across revisions."})
+    uid = fields.String(
+        required=True, metadata={"description": "VEVENT UID; stable across revisions."}
+    )
     date = fields.Date(required=True)
-    start = fields.DateTime(allow_none=True, metadata={"description": "RFC 3339; null for all-day sessions."})
+    start = fields.DateTime(
+        allow_none=True, metadata={"description": "RFC 3339; null for all-day sessions."}
+    )
     end = fields.DateTime(allow_none=True)
     phase = fields.String(required=True)
     kind = _enum(SessionKind, required=True)
@@ -215,7 +227,9 @@ class PlanSchema(Schema):
     updated_at = fields.DateTime(required=True)
     diagnosis_date = fields.Date(required=True, attribute="request.diagnosis_date")
     start_date = fields.Date(required=True)
-    end_date = fields.Date(required=True, metadata={"description": "Last day of the plan, inclusive."})
+    end_date = fields.Date(
+        required=True, metadata={"description": "Last day of the plan, inclusive."}
+    )
     timezone = fields.String(required=True, attribute="request.preferences.timezone")
     athlete = fields.Nested(AthleteSchema, required=True, attribute="request.athlete")
     injury = fields.Nested(InjurySchema, required=True, attribute="request.injury")
@@ -231,7 +245,9 @@ class PlanSchema(Schema):
         fields.String(), required=True, metadata={"description": "What to do if it hurts."}
     )
     expected_return_to_run_date = fields.Date(
-        allow_none=True, required=True, metadata={"description": "Date of the first running session."}
+        allow_none=True,
+        required=True,
+        metadata={"description": "Date of the first running session."},
     )
     disclaimer = fields.Constant(DISCLAIMER, required=True)
     links = fields.Nested(PlanLinksSchema, required=True, dump_only=True)
@@ -319,7 +335,9 @@ class DurationRuleSchema(Schema):
 class PhaseTemplateSchema(Schema):
     key = fields.String(required=True)
     title = fields.String(required=True)
-    days = fields.Integer(allow_none=True, metadata={"description": "null: as long as its programme."})
+    days = fields.Integer(
+        allow_none=True, metadata={"description": "null: as long as its programme."}
+    )
     range_days = fields.List(fields.Integer(), allow_none=True)
     duration_rules = fields.List(fields.Nested(DurationRuleSchema), required=True)
     evidence = fields.List(fields.String(), required=True)

@@ -96,8 +96,7 @@ class ConditionField(fields.Field):
                 if not _FACT_VALUES.get(name, lambda _: True)(item):
                     raise ValidationError(f"{item!r} is not a possible value of {name}.")
         return tuple(
-            (name, tuple(v) if isinstance(v, list) else (v,))
-            for name, v in sorted(value.items())
+            (name, tuple(v) if isinstance(v, list) else (v,)) for name, v in sorted(value.items())
         )
 
 
@@ -137,11 +136,15 @@ class SessionTemplateSchema(_Strict):
     key = fields.String(required=True, validate=validate.Regexp(KEY))
     kind = fields.Enum(SessionKind, by_value=True, required=True)
     levels = fields.List(fields.Nested(LevelSchema), required=True, validate=validate.Length(min=1))
-    days = fields.String(load_default="all", validate=validate.OneOf(["all", "run_days", "off_days"]))
+    days = fields.String(
+        load_default="all", validate=validate.OneOf(["all", "run_days", "off_days"])
+    )
     per_week = fields.Integer(validate=validate.Range(min=1, max=7))
     at = fields.String(validate=validate.OneOf(["start", "end"]))
     sessions_per_level = fields.Integer(validate=validate.Range(min=1, max=20))
-    advance = fields.String(load_default="sessions", validate=validate.OneOf(["sessions", "weekly"]))
+    advance = fields.String(
+        load_default="sessions", validate=validate.OneOf(["sessions", "weekly"])
+    )
     final_level_sessions = fields.Integer(validate=validate.Range(min=1, max=20))
     no_consecutive_days = fields.Boolean(load_default=False)
     criteria = _texts(load_default=list)
@@ -152,8 +155,15 @@ class SessionTemplateSchema(_Strict):
         levels = data.get("levels") or []
         if data.get("at") and len(levels) > 1:
             raise ValidationError("A single session (at = …) has exactly one level.", "levels")
-        if len(levels) > 1 and data.get("advance") == "sessions" and not data.get("sessions_per_level"):
-            raise ValidationError("Several levels need sessions_per_level or advance = 'weekly'.", "sessions_per_level")
+        if (
+            len(levels) > 1
+            and data.get("advance") == "sessions"
+            and not data.get("sessions_per_level")
+        ):
+            raise ValidationError(
+                "Several levels need sessions_per_level or advance = 'weekly'.",
+                "sessions_per_level",
+            )
         if data.get("final_level_sessions") and not data.get("sessions_per_level"):
             raise ValidationError("A programme needs sessions_per_level.", "sessions_per_level")
         if data.get("kind") is SessionKind.REVIEW and not data.get("at"):
@@ -161,13 +171,22 @@ class SessionTemplateSchema(_Strict):
         kinds = {data.get("kind")} | {lv.kind for lv in levels if lv.kind}
         if any(k is not None and k.is_running for k in kinds) and data.get("days") != "run_days":
             raise ValidationError("Running sessions must fall on run_days.", "days")
-        if any(k is not None and k.is_running for k in kinds) and not data.get("no_consecutive_days"):
-            raise ValidationError("Running sessions must set no_consecutive_days = true.", "no_consecutive_days")
+        if any(k is not None and k.is_running for k in kinds) and not data.get(
+            "no_consecutive_days"
+        ):
+            raise ValidationError(
+                "Running sessions must set no_consecutive_days = true.", "no_consecutive_days"
+            )
 
     @post_load
     def build(self, data: dict[str, Any], **_: Any) -> SessionTemplate:
         return SessionTemplate(
-            **{**data, "levels": tuple(data["levels"]), "criteria": tuple(data["criteria"]), "when": data["when"] or ()}
+            **{
+                **data,
+                "levels": tuple(data["levels"]),
+                "criteria": tuple(data["criteria"]),
+                "when": data["when"] or (),
+            }
         )
 
 
@@ -185,13 +204,17 @@ class PhaseSchema(_Strict):
     key = fields.String(required=True, validate=validate.Regexp(KEY))
     title = _text
     days = fields.Integer(validate=validate.Range(min=1, max=366))
-    range_days = fields.List(fields.Integer(validate=validate.Range(min=1, max=366)), validate=validate.Length(equal=2))
+    range_days = fields.List(
+        fields.Integer(validate=validate.Range(min=1, max=366)), validate=validate.Length(equal=2)
+    )
     duration_rules = fields.List(fields.Nested(DurationRuleSchema), load_default=list)
     evidence = fields.List(fields.String(), load_default=list)
     goals = _texts(required=True, validate=validate.Length(min=1))
     advance_criteria = _texts(required=True, validate=validate.Length(min=1))
     guidance = _texts(load_default=list)
-    sessions = fields.List(fields.Nested(SessionTemplateSchema), required=True, validate=validate.Length(min=1))
+    sessions = fields.List(
+        fields.Nested(SessionTemplateSchema), required=True, validate=validate.Length(min=1)
+    )
 
     @validates_schema
     def check_phase(self, data: dict[str, Any], **_: Any) -> None:
@@ -206,7 +229,11 @@ class PhaseSchema(_Strict):
                 raise ValidationError(f"No running in phase {key!r}.", f"sessions.{index}.kind")
             if key in NO_WALKING_PHASES and SessionKind.WALK in kinds:
                 raise ValidationError(f"No walks in phase {key!r}.", f"sessions.{index}.kind")
-        running = [t for t in sessions if t.kind.is_running or any(lv.kind and lv.kind.is_running for lv in t.levels)]
+        running = [
+            t
+            for t in sessions
+            if t.kind.is_running or any(lv.kind and lv.kind.is_running for lv in t.levels)
+        ]
         if len(running) > 1:
             raise ValidationError("At most one running template per phase.", "sessions")
         programmes = [t for t in sessions if t.final_level_sessions is not None]
@@ -217,11 +244,17 @@ class PhaseSchema(_Strict):
                 "Without days, exactly one session template must set final_level_sessions.", "days"
             )
         if data.get("days") is not None and programmes:
-            raise ValidationError("final_level_sessions is only for phases without days.", "sessions")
+            raise ValidationError(
+                "final_level_sessions is only for phases without days.", "sessions"
+            )
         low_high = data.get("range_days")
         if low_high and low_high[0] > low_high[1]:
             raise ValidationError("The range must be [shortest, longest].", "range_days")
-        if low_high and data.get("days") is not None and not low_high[0] <= data["days"] <= low_high[1]:
+        if (
+            low_high
+            and data.get("days") is not None
+            and not low_high[0] <= data["days"] <= low_high[1]
+        ):
             raise ValidationError("The default length lies outside its evidence range.", "days")
         for index, rule in enumerate(data.get("duration_rules") or []):
             if low_high and not low_high[0] <= rule.days <= low_high[1]:
@@ -257,23 +290,34 @@ class ReferenceSchema(_Strict):
 
 
 class AppliesToSchema(_Strict):
-    sites = fields.List(fields.Enum(Site, by_value=True), required=True, validate=validate.Length(min=1))
+    sites = fields.List(
+        fields.Enum(Site, by_value=True), required=True, validate=validate.Length(min=1)
+    )
     types = fields.List(fields.Enum(FractureSide, by_value=True), load_default=list)
-    triage = fields.List(fields.Enum(Triage, by_value=True), required=True, validate=validate.Length(min=1))
+    triage = fields.List(
+        fields.Enum(Triage, by_value=True), required=True, validate=validate.Length(min=1)
+    )
 
     @post_load
     def build(self, data: dict[str, Any], **_: Any) -> AppliesTo:
-        return AppliesTo(sites=tuple(data["sites"]), types=tuple(data["types"]), triage=tuple(data["triage"]))
+        return AppliesTo(
+            sites=tuple(data["sites"]), types=tuple(data["types"]), triage=tuple(data["triage"])
+        )
 
 
 class ProtocolFileSchema(_Strict):
     id = fields.String(required=True, validate=validate.Regexp(PROTOCOL_ID))
-    version = fields.String(required=True, validate=validate.Regexp(SEMVER, error="Not a semantic version (MAJOR.MINOR.PATCH)."))
+    version = fields.String(
+        required=True,
+        validate=validate.Regexp(SEMVER, error="Not a semantic version (MAJOR.MINOR.PATCH)."),
+    )
     title = _text
     summary = _text
     pathway = fields.Enum(Pathway, by_value=True, required=True)
     applies_to = fields.Nested(AppliesToSchema, required=True)
-    references = fields.List(fields.Nested(ReferenceSchema), required=True, validate=validate.Length(min=1))
+    references = fields.List(
+        fields.Nested(ReferenceSchema), required=True, validate=validate.Length(min=1)
+    )
     phases = fields.List(fields.Nested(PhaseSchema), required=True, validate=validate.Length(min=1))
     pain_rules = _texts(load_default=list)
 
@@ -293,16 +337,28 @@ class ProtocolFileSchema(_Strict):
                     f"Cites {', '.join(missing)}, which the references do not list.",
                     f"phases.{index}.evidence",
                 )
-        pathway, triage = data.get("pathway"), (data.get("applies_to") or AppliesTo((), (), ())).triage
+        pathway, triage = (
+            data.get("pathway"),
+            (data.get("applies_to") or AppliesTo((), (), ())).triage,
+        )
         if pathway is not None and any(t.pathway is not pathway for t in triage):
-            raise ValidationError(f"applies_to.triage must lead to pathway {pathway.value!r}.", "applies_to")
+            raise ValidationError(
+                f"applies_to.triage must lead to pathway {pathway.value!r}.", "applies_to"
+            )
         if pathway is Pathway.SURGICAL_REFERRAL and keys and keys[0] != "surgical_referral":
-            raise ValidationError("A surgical-referral protocol starts with the surgical_referral phase.", "phases")
+            raise ValidationError(
+                "A surgical-referral protocol starts with the surgical_referral phase.", "phases"
+            )
 
     @post_load
     def build(self, data: dict[str, Any], **_: Any) -> Protocol:
         return Protocol(
-            **{**data, "references": tuple(data["references"]), "phases": tuple(data["phases"]), "pain_rules": tuple(data["pain_rules"])}
+            **{
+                **data,
+                "references": tuple(data["references"]),
+                "phases": tuple(data["phases"]),
+                "pain_rules": tuple(data["pain_rules"]),
+            }
         )
 
 

@@ -7,7 +7,11 @@ from flask import Blueprint, current_app, g, request
 from planner.store import ApiKey, Store
 from planner.web.errors import problem
 
-BEARER_SCHEME = {"type": "http", "scheme": "bearer", "description": "An API key from `planner keys create`."}
+BEARER_SCHEME = {
+    "type": "http",
+    "scheme": "bearer",
+    "description": "An API key from `planner keys create`.",
+}
 
 
 def require_api_key():  # type: ignore[no-untyped-def]

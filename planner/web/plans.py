@@ -20,12 +20,14 @@ from planner.store import PlanRecord
 from planner.web.api import errors
 from planner.web.auth import current_organisation, protect
 
-blp = protect(Blueprint(
-    "plans",
-    __name__,
-    url_prefix="/v1/plans",
-    description="Dated return-to-run plans made from an injury classification.",
-))
+blp = protect(
+    Blueprint(
+        "plans",
+        __name__,
+        url_prefix="/v1/plans",
+        description="Dated return-to-run plans made from an injury classification.",
+    )
+)
 
 ICAL_MIME = "text/calendar"
 
@@ -54,17 +56,19 @@ class Plans(MethodView):
         page, size = args["page"], args["page_size"]
         records, total = planner().list_plans(current_organisation(), page=page, page_size=size)
         last_page = max(1, -(-total // size))
-        return jsonify({
-            "items": [summary(r) for r in records],
-            "page": page,
-            "page_size": size,
-            "total": total,
-            "links": {
-                "self": _page_link(page, size),
-                "next": _page_link(page + 1, size) if page < last_page else None,
-                "prev": _page_link(page - 1, size) if page > 1 else None,
-            },
-        })
+        return jsonify(
+            {
+                "items": [summary(r) for r in records],
+                "page": page,
+                "page_size": size,
+                "total": total,
+                "links": {
+                    "self": _page_link(page, size),
+                    "next": _page_link(page + 1, size) if page < last_page else None,
+                    "prev": _page_link(page - 1, size) if page > 1 else None,
+                },
+            }
+        )
 
     @blp.arguments(PlanCreateSchema)
     @blp.response(
@@ -124,7 +128,11 @@ def summary(record: PlanRecord) -> dict[str, Any]:
     document = json.loads(record.document)
     protocol = document["protocol"]
     return {
-        "protocol": {"id": protocol["id"], "version": protocol["version"], "title": protocol["title"]},
+        "protocol": {
+            "id": protocol["id"],
+            "version": protocol["version"],
+            "title": protocol["title"],
+        },
     } | {
         key: document[key]
         for key in (

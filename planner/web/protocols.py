@@ -14,12 +14,14 @@ from planner.schemas.api import ProtocolListSchema, ProtocolSchema
 from planner.web.api import errors
 from planner.web.auth import protect
 
-blp = protect(Blueprint(
-    "protocols",
-    __name__,
-    url_prefix="/v1/protocols",
-    description="Evidence-based protocols the planner follows, as validated data.",
-))
+blp = protect(
+    Blueprint(
+        "protocols",
+        __name__,
+        url_prefix="/v1/protocols",
+        description="Evidence-based protocols the planner follows, as validated data.",
+    )
+)
 
 
 def catalog() -> Catalog:

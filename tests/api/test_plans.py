@@ -71,7 +71,10 @@ def test_create_plan_answers_201_with_location_and_a_complete_plan(
     }
     first_run = next(s for s in plan["sessions"] if s["kind"] == "run_walk")
     assert first_run["start"].startswith(first_run["date"] + "T07:00:00")
-    assert first_run["steps"] == [{"activity": "walk", "minutes": 5}, {"activity": "run", "minutes": 1}]
+    assert first_run["steps"] == [
+        {"activity": "walk", "minutes": 5},
+        {"activity": "run", "minutes": 1},
+    ]
 
 
 def test_get_plan_returns_the_same_document(
@@ -130,7 +133,10 @@ def test_ics_export_is_a_calendar_of_the_plan(
     calendar = Calendar.from_ical(response.get_data())
     uids = {str(event["UID"]) for event in calendar.walk("VEVENT")}
     assert {s["uid"] for s in plan["sessions"]} <= uids
-    assert client.get(path, headers={**auth, "If-None-Match": response.headers["ETag"]}).status_code == 304
+    assert (
+        client.get(path, headers={**auth, "If-None-Match": response.headers["ETag"]}).status_code
+        == 304
+    )
 
 
 @pytest.mark.parametrize(
@@ -144,7 +150,12 @@ def test_ics_export_is_a_calendar_of_the_plan(
     ],
 )
 def test_referral_pathways_plan_no_walking_or_running(
-    client: FlaskClient, auth: dict[str, str], contract: Contract, injury: dict[str, Any], triage: str, alert: str
+    client: FlaskClient,
+    auth: dict[str, str],
+    contract: Contract,
+    injury: dict[str, Any],
+    triage: str,
+    alert: str,
 ) -> None:
     response = post_plan(client, auth, with_injury(**injury), contract)
 
@@ -161,7 +172,10 @@ def test_referral_pathways_plan_no_walking_or_running(
 def test_minimal_request_uses_the_documented_defaults(
     client: FlaskClient, auth: dict[str, str], contract: Contract
 ) -> None:
-    body = {"diagnosis_date": "2026-11-20", "injury": {"site": "femoral_neck", "type": "compression"}}
+    body = {
+        "diagnosis_date": "2026-11-20",
+        "injury": {"site": "femoral_neck", "type": "compression"},
+    }
 
     plan = post_plan(client, auth, body, contract).get_json()
 
@@ -195,12 +209,16 @@ def test_list_is_paged_newest_first_and_per_organisation(
         contract.check("GET", "/v1/plans", response)
     page = first.get_json()
     assert page["total"] == 3 and page["page"] == 1 and page["page_size"] == 2
-    assert [i["id"] for i in page["items"]] + [i["id"] for i in second.get_json()["items"]] == ids[::-1]
+    assert [i["id"] for i in page["items"]] + [i["id"] for i in second.get_json()["items"]] == ids[
+        ::-1
+    ]
     assert page["links"]["prev"] is None and second.get_json()["links"]["next"] is None
     assert theirs.get_json()["total"] == 0 and theirs.get_json()["items"] == []
 
 
-def test_list_rejects_bad_paging(client: FlaskClient, auth: dict[str, str], contract: Contract) -> None:
+def test_list_rejects_bad_paging(
+    client: FlaskClient, auth: dict[str, str], contract: Contract
+) -> None:
     response = client.get("/v1/plans?page_size=500", headers=auth)
 
     contract.check("GET", "/v1/plans", response)
@@ -223,7 +241,9 @@ def assert_problem(response: Any, status: int) -> dict[str, Any]:
     "headers",
     [{}, {"Authorization": "Bearer sbk_nope_nope"}, {"Authorization": "Basic dXNlcjpwYXNz"}],
 )
-@pytest.mark.parametrize(("method", "path"), [("GET", "/v1/plans"), ("POST", "/v1/plans"), ("GET", "/v1/protocols")])
+@pytest.mark.parametrize(
+    ("method", "path"), [("GET", "/v1/plans"), ("POST", "/v1/plans"), ("GET", "/v1/protocols")]
+)
 def test_every_v1_route_needs_a_valid_key(
     client: FlaskClient, contract: Contract, headers: dict[str, str], method: str, path: str
 ) -> None:
@@ -337,7 +357,11 @@ def test_unknown_route_is_a_problem_too(client: FlaskClient, auth: dict[str, str
 
 
 def test_a_failure_while_storing_keeps_nothing(
-    app: Flask, client: FlaskClient, auth: dict[str, str], store: Store, monkeypatch: pytest.MonkeyPatch
+    app: Flask,
+    client: FlaskClient,
+    auth: dict[str, str],
+    store: Store,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     planner = app.extensions["planner"]["planner"]
     monkeypatch.setattr(planner, "new_id", lambda: "fixed-id")

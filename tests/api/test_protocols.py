@@ -50,7 +50,9 @@ def test_protocol_detail_shows_phases_sessions_and_references(
     assert protocol["pain_rules"]
 
 
-def test_unknown_protocol_is_404(client: FlaskClient, auth: dict[str, str], contract: Contract) -> None:
+def test_unknown_protocol_is_404(
+    client: FlaskClient, auth: dict[str, str], contract: Contract
+) -> None:
     response = client.get("/v1/protocols/nope", headers=auth)
 
     contract.check("GET", "/v1/protocols/nope", response)
