@@ -63,10 +63,12 @@ def make_engine(url: str | URL, *, echo: bool = False) -> Engine:
     sees the same (test) database instead of a new empty one per connection.
     """
     parsed = make_url(url)
+    # hide_parameters: bound values include feed tokens and key hashes; they must not end up
+    # in echo logs or in the text of a database error (which ends up in error logs).
     if parsed.get_backend_name() != "sqlite":
         try:
             # pre-ping: a server-side restart or idle timeout must not fail the next request.
-            return create_engine(parsed, echo=echo, pool_pre_ping=True)
+            return create_engine(parsed, echo=echo, pool_pre_ping=True, hide_parameters=True)
         except ModuleNotFoundError as exc:
             raise RuntimeError(
                 f"no database driver for {parsed.drivername!r} ({exc.name} is not installed); "
@@ -80,12 +82,13 @@ def make_engine(url: str | URL, *, echo: bool = False) -> Engine:
             echo=echo,
             poolclass=StaticPool,
             connect_args={"check_same_thread": False},
+            hide_parameters=True,
         )
     else:
         database = parsed.database or ""
         if not parsed.query.get("uri") and not database.startswith("file:"):
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(parsed, echo=echo)
+        engine = create_engine(parsed, echo=echo, hide_parameters=True)
     event.listen(engine, "connect", partial(_configure_sqlite, wal=not memory))
     return engine
 

@@ -8,10 +8,22 @@ checks that the migrated schema and these models agree.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Dialect, Index, Integer, LargeBinary, MetaData, String
+from sqlalchemy import (
+    JSON,
+    Date,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -81,10 +93,12 @@ class ApiKeyRow(Base):
 
 
 class PlanRow(Base):
-    """One plan revision as stored: a few indexed columns plus the rendered documents.
+    """The current revision of a plan: a few indexed columns plus the rendered documents.
 
     The JSON and iCalendar bytes are rendered once when a revision is made and served as
     stored (see design §8: rendering costs milliseconds, reading bytes costs microseconds).
+    Earlier revisions live in ``plan_revisions``, the events that made them in
+    ``plan_events``.
     """
 
     __tablename__ = "plans"
@@ -109,3 +123,55 @@ class PlanRow(Base):
     document: Mapped[bytes] = mapped_column(LargeBinary)
     ics: Mapped[bytes] = mapped_column(LargeBinary)
     etag: Mapped[str] = mapped_column(String(80))
+    # Calendar feeds. The tokens are capabilities kept only to show the feed URLs; requests
+    # are matched on the (unique, indexed) SHA-256 hex digests.
+    feed_token: Mapped[str | None] = mapped_column(String(64))
+    feed_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True, index=True)
+    busy_token: Mapped[str | None] = mapped_column(String(64))
+    busy_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True, index=True)
+    busy_ics: Mapped[bytes | None] = mapped_column(LargeBinary)
+    busy_etag: Mapped[str | None] = mapped_column(String(80))
+    last_modified: Mapped[datetime] = mapped_column(UTCDateTime())
+    feed_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    protocol_snapshot: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class PlanRevisionRow(Base):
+    """One revision of a plan, kept for audit and for serving ``?revision=N``."""
+
+    __tablename__ = "plan_revisions"
+
+    plan_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("plans.id", ondelete="CASCADE"), primary_key=True
+    )
+    revision: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    key_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("api_keys.id"))
+    kind: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(Text)
+    document: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class PlanEventRow(Base):
+    """One entry of a plan's event log (``seq`` counts from 1 per plan).
+
+    The log is what a plan is replayed from, so it is append-only: the store never updates
+    or deletes an event (only deleting the plan removes its events).
+    """
+
+    __tablename__ = "plan_events"
+
+    plan_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("plans.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    kind: Mapped[str] = mapped_column(String(32))
+    today: Mapped[date] = mapped_column(Date)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    key_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("api_keys.id"))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # none_as_null: "no decision" is SQL NULL, not the JSON text 'null'.
+    decision: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    revision: Mapped[int] = mapped_column(Integer)

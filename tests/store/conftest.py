@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from planner.store import PlanRecord, Store, strong_etag
+from planner.store import EventRecord, PlanRecord, RevisionRecord, Store, strong_etag
 
 T0 = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
 
@@ -88,6 +89,7 @@ def make_plan(number: int = 1, **overrides: Any) -> PlanRecord:
         "document": b'{"id": "%d", "note": "caf\xc3\xa9"}' % number,
         "ics": ics,
         "etag": strong_etag(ics),
+        "last_modified": created,
     }
     values.update(overrides)
     return PlanRecord(**values)
@@ -96,3 +98,48 @@ def make_plan(number: int = 1, **overrides: Any) -> PlanRecord:
 @pytest.fixture
 def plan_factory() -> Callable[..., PlanRecord]:
     return make_plan
+
+
+def make_revision(plan: PlanRecord, **overrides: Any) -> RevisionRecord:
+    """The revision row that goes with ``plan`` as it is now."""
+    values: dict[str, Any] = {
+        "plan_id": plan.id,
+        "revision": plan.revision,
+        "created_at": plan.updated_at,
+        "key_id": None,
+        "kind": "created" if plan.revision == 1 else "check_in",
+        "reason": f"revision {plan.revision}",
+        "document": plan.document,
+    }
+    values.update(overrides)
+    return RevisionRecord(**values)
+
+
+def make_event(plan: PlanRecord, seq: int = 0, **overrides: Any) -> EventRecord:
+    """An event that produced ``plan``'s current revision (``seq=0``: the next number)."""
+    values: dict[str, Any] = {
+        "plan_id": plan.id,
+        "seq": seq,
+        "kind": "check_in",
+        "today": date(2026, 11, 20),
+        "recorded_at": plan.updated_at,
+        "key_id": None,
+        "payload": {"pain": 1, "ran": True},
+        "decision": {"action": "continue", "reason": "no pain"},
+        "revision": plan.revision,
+    }
+    values.update(overrides)
+    return EventRecord(**values)
+
+
+def next_revision(plan: PlanRecord, **overrides: Any) -> PlanRecord:
+    """``plan`` moved on by one revision, an hour later, with a new document."""
+    updated = plan.updated_at + timedelta(hours=1)
+    values: dict[str, Any] = {
+        "revision": plan.revision + 1,
+        "updated_at": updated,
+        "last_modified": updated,
+        "document": plan.document + b" r%d" % (plan.revision + 1),
+    }
+    values.update(overrides)
+    return replace(plan, **values)

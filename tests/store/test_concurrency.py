@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable
+from dataclasses import replace
+from datetime import timedelta
 
 import pytest
 
-from planner.store import Store
+from planner.store import StaleRevision, Store
 
-from .conftest import make_plan
+from .conftest import make_event, make_plan, make_revision
 
 THREADS = 4
 PLANS_PER_THREAD = 25
@@ -89,3 +91,61 @@ def test_forked_worker_uses_its_own_connections(store: Store) -> None:
     assert os.waitstatus_to_exitcode(status) == 0
     store.add_plan(make_plan(3))  # the parent's pool still works
     assert store.list_plans("acme", limit=10, offset=0)[1] == 3
+
+
+UPDATERS = 20
+
+
+def test_concurrent_updates_lose_nothing(store: Store, open_store: Callable[[], Store]) -> None:
+    # Every writer reads, changes the plan from what it read and writes with
+    # expected_revision; a loser re-reads and tries again. The plan's request accumulates the
+    # writers' numbers, so a lost update would show as a missing number.
+    plan = make_plan(1, request={"workers": []})
+    store.add_plan(plan, make_revision(plan))
+    other_process = open_store()
+    conflicts: list[int] = []
+    lock = threading.Lock()
+
+    def updater(worker: int, target: Store) -> Callable[[], None]:
+        def update() -> None:
+            while True:
+                seen = target.get_plan("acme", plan.id)
+                assert seen is not None
+                revision = seen.revision + 1
+                new = replace(
+                    seen,
+                    revision=revision,
+                    updated_at=seen.updated_at + timedelta(seconds=1),
+                    request={"workers": [*seen.request["workers"], worker]},
+                    document=b"revision %d by %d" % (revision, worker),
+                )
+                try:
+                    target.update_plan(
+                        new,
+                        expected_revision=seen.revision,
+                        revision=make_revision(new, kind="check_in"),
+                        event=make_event(new, payload={"worker": worker}),
+                    )
+                    return
+                except StaleRevision as exc:
+                    assert exc.current > seen.revision
+                    with lock:
+                        conflicts.append(worker)
+
+        return update
+
+    targets = [updater(w, store if w % 2 else other_process) for w in range(UPDATERS)]
+    assert run_in_threads(targets) == []
+
+    final = store.get_plan("acme", plan.id)
+    assert final is not None and final.revision == UPDATERS + 1
+    assert sorted(final.request["workers"]) == list(range(UPDATERS))
+    revisions = store.list_revisions("acme", plan.id)
+    assert [r.revision for r in revisions] == list(range(1, UPDATERS + 2))
+    events = store.list_events("acme", plan.id)
+    assert [e.seq for e in events] == list(range(1, UPDATERS + 1))
+    assert [e.revision for e in events] == list(range(2, UPDATERS + 2))
+    # The log's order is the order the writers won: it replays to the final state.
+    assert [e.payload["worker"] for e in events] == final.request["workers"]
+    assert revisions[-1].document == final.document
+    assert conflicts, "the writers never overlapped: the test proved nothing"

@@ -6,16 +6,37 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from contextlib import closing
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.operations import Operations
 from alembic.runtime.migration import MigrationContext
 
-from planner.store import PlanRecord, Store, head_revision
+from planner.store import PlanRecord, Store, StoreError, head_revision
 from planner.store.migrate import alembic_config
 from planner.store.models import Base
+
+from .conftest import make_event, make_plan, make_revision, next_revision
+
+#: A plan row exactly as revision 0001 stored it (SQLAlchemy's SQLite datetime format).
+PLAN_0001 = {
+    "id": "00000000-0000-4000-8000-000000000042",
+    "organisation": "acme",
+    "revision": 3,
+    "status": "active",
+    "created_at": "2026-11-20 09:31:00.000000",
+    "updated_at": "2026-11-22 18:05:30.250000",
+    "athlete_reference": "clinic-42",
+    "protocol_id": "femoral-neck-compression",
+    "protocol_version": "1.0.0",
+    "request": '{"diagnosis_date": "2026-11-20"}',
+    "document": b'{"id": "42"}',
+    "ics": b"BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n",
+    "etag": '"abc"',
+}
 
 
 def table_names(db_path: Path) -> set[str]:
@@ -24,8 +45,8 @@ def table_names(db_path: Path) -> set[str]:
         return {name for (name,) in rows}
 
 
-def test_head_revision_is_the_initial_one() -> None:
-    assert head_revision() == "0001"
+def test_head_revision_is_the_latest_one() -> None:
+    assert head_revision() == "0002"
 
 
 def test_upgrade_creates_tables_and_records_revision(
@@ -109,6 +130,146 @@ def test_offline_upgrade_renders_sql(capsys: pytest.CaptureFixture[str]) -> None
     assert "CREATE TABLE api_keys" in sql
     assert "CREATE TABLE plans" in sql
     assert "CREATE INDEX ix_plans_organisation_created_at_id" in sql
+    assert "CREATE UNIQUE INDEX ix_plans_feed_token_hash" in sql
+    assert "CREATE TABLE plan_revisions" in sql
+    assert "CREATE TABLE plan_events" in sql
+
+
+def test_offline_downgrade_renders_sql(capsys: pytest.CaptureFixture[str]) -> None:
+    command.downgrade(alembic_config(url="sqlite:///unused.sqlite3"), "0002:0001", sql=True)
+    sql = capsys.readouterr().out
+    assert "DROP TABLE plan_events" in sql
+    assert "DROP TABLE plan_revisions" in sql
+    assert "ALTER TABLE _alembic_tmp_plans RENAME TO plans" in sql
+
+
+def migrate_to(store: Store, target: str) -> None:
+    with store.engine.begin() as connection:
+        command.upgrade(alembic_config(connection), target)
+
+
+def insert_0001_plan(db_path: Path) -> None:
+    with closing(sqlite3.connect(db_path)) as connection, connection:
+        columns = ", ".join(PLAN_0001)
+        marks = ", ".join("?" * len(PLAN_0001))
+        connection.execute(
+            f"INSERT INTO plans ({columns}) VALUES ({marks})", list(PLAN_0001.values())
+        )
+
+
+def test_upgrade_from_0001_keeps_plans_and_backfills(
+    open_store: Callable[[], Store], db_path: Path
+) -> None:
+    store = open_store()
+    migrate_to(store, "0001")
+    insert_0001_plan(db_path)
+
+    store.upgrade()
+
+    assert store.current_revision() == "0002"
+    plan = store.get_plan("acme", PLAN_0001["id"])
+    assert plan is not None
+    assert (plan.revision, plan.athlete_reference, plan.document, plan.ics) == (
+        3,
+        "clinic-42",
+        PLAN_0001["document"],
+        PLAN_0001["ics"],
+    )
+    assert plan.request == {"diagnosis_date": "2026-11-20"}
+    updated = datetime(2026, 11, 22, 18, 5, 30, 250000, tzinfo=UTC)
+    assert plan.updated_at == plan.last_modified == updated
+    assert (plan.settings, plan.protocol_snapshot) == ({}, {})
+    assert (plan.feed_token, plan.feed_token_hash, plan.busy_ics, plan.confirmed_at) == (
+        None,
+        None,
+        None,
+        None,
+    )
+    assert store.list_plans("acme", limit=10, offset=0)[1] == 1
+    # The migrated plan takes part in the new machinery at once.
+    moved = next_revision(plan)
+    store.update_plan(moved, expected_revision=3, event=make_event(moved))
+    assert [e.revision for e in store.list_events("acme", plan.id)] == [4]
+    with store.engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        assert compare_metadata(context, Base.metadata) == []
+
+
+def test_downgrade_to_0001_and_back_keeps_plans(store: Store, db_path: Path) -> None:
+    plan = make_plan(1)
+    store.add_plan(plan, make_revision(plan))
+    moved = next_revision(plan, settings={"busy": True}, feed_token="t", feed_token_hash="h")
+    store.update_plan(moved, expected_revision=1, revision=make_revision(moved))
+
+    store.downgrade("0001")
+
+    assert store.current_revision() == "0001"
+    assert table_names(db_path) == {"alembic_version", "api_keys", "plans"}
+    with closing(sqlite3.connect(db_path)) as connection:
+        columns = {row[1] for row in connection.execute("PRAGMA table_info(plans)")}
+        indexes = {row[1] for row in connection.execute("PRAGMA index_list(plans)")}
+    assert columns == set(PLAN_0001)
+    assert indexes == {
+        "ix_plans_organisation_athlete_reference",
+        "ix_plans_organisation_created_at_id",
+        "sqlite_autoindex_plans_1",  # the primary key
+    }
+
+    store.upgrade()
+
+    restored = store.get_plan("acme", plan.id)
+    # What 0002 added is gone; the rest is the plan as it was.
+    assert restored == PlanRecord(
+        **{name: getattr(moved, name) for name in PLAN_0001},
+        last_modified=moved.updated_at,
+    )
+    assert store.list_revisions("acme", plan.id) == []
+    with store.engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        assert compare_metadata(context, Base.metadata) == []
+
+
+def test_table_rebuild_during_migration_keeps_history(store: Store, db_path: Path) -> None:
+    # What a future batch migration of ``plans`` does on SQLite: copy, DROP, rename. With
+    # foreign keys on, the DROP would cascade and delete every revision and event.
+    plan = make_plan(1)
+    store.add_plan(plan, make_revision(plan))
+    moved = next_revision(plan)
+    store.update_plan(
+        moved, expected_revision=1, revision=make_revision(moved), event=make_event(moved)
+    )
+
+    with store._migration_connection() as connection:
+        operations = Operations(MigrationContext.configure(connection))
+        with operations.batch_alter_table("plans", recreate="always"):
+            pass
+
+    assert len(store.list_revisions("acme", plan.id)) == 2
+    assert len(store.list_events("acme", plan.id)) == 1
+    with store.engine.connect() as connection:  # back in the pool with foreign keys on
+        assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+
+    # The same rebuild outside the migration lock shows what was at stake.
+    with store.engine.begin() as connection:
+        operations = Operations(MigrationContext.configure(connection))
+        with operations.batch_alter_table("plans", recreate="always"):
+            pass
+    assert store.list_revisions("acme", plan.id) == []
+
+
+def test_migration_leaving_dangling_foreign_keys_is_rolled_back(
+    store: Store, db_path: Path
+) -> None:
+    with pytest.raises(StoreError, match="plan_events"):
+        with store._migration_connection() as connection:
+            connection.exec_driver_sql(
+                "INSERT INTO plan_events (plan_id, seq, kind, today, recorded_at, payload, "
+                "revision) VALUES ('nope', 1, 'x', '2026-11-20', '2026-11-20 00:00:00', '{}', 1)"
+            )
+    with closing(sqlite3.connect(db_path)) as connection:
+        assert connection.execute("SELECT count(*) FROM plan_events").fetchone()[0] == 0
+    with store.engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
 
 
 def test_sqlite_connections_are_tuned(store: Store) -> None:

@@ -164,3 +164,17 @@ def test_data_survives_reopening_the_store(
     assert second.list_plans("acme", limit=10, offset=0)[1] == 3
     found = second.authenticate(secret)
     assert found is not None and found.id == key.id
+
+
+def test_new_fields_default_for_old_callers(store: Store) -> None:
+    # A record built the way callers built them before revisions (no feed fields at all).
+    old_style = replace(make_plan(1), last_modified=None)
+    store.add_plan(old_style)
+
+    loaded = store.get_plan("acme", old_style.id)
+
+    assert loaded is not None
+    assert loaded.last_modified == old_style.updated_at  # stored from updated_at
+    assert loaded == replace(old_style, last_modified=old_style.updated_at)
+    assert (loaded.settings, loaded.protocol_snapshot) == ({}, {})
+    assert loaded.feed_token is loaded.busy_ics is loaded.confirmed_at is None
