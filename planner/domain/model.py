@@ -75,6 +75,33 @@ class RiskFactor(StrEnum):
 
 class PlanStatus(StrEnum):
     ACTIVE = "active"
+    STOPPED = "stopped"  # a red flag: no more walking or running until a clinician says so
+    CANCELLED = "cancelled"
+
+
+class SessionStatus(StrEnum):
+    PLANNED = "planned"
+    CANCELLED = "cancelled"
+
+
+class RedFlag(StrEnum):
+    """Check-in answers that stop the plan and refer the runner (domain.md A5)."""
+
+    PAIN_AT_REST = "pain_at_rest"
+    NIGHT_PAIN = "night_pain"
+    PAIN_UNLOADING = "pain_unloading"
+    LIMP = "limp"
+    CANNOT_BEAR_WEIGHT = "cannot_bear_weight"
+    PAIN_WORSENING = "pain_worsening"
+
+
+class Outcome(StrEnum):
+    """What a check-in means for the runner's progression (domain.md A5)."""
+
+    COUNT = "count"
+    REPEAT = "repeat"
+    REGRESS = "regress"
+    STOP_AND_REFER = "stop_and_refer"
 
 
 class Weekday(StrEnum):
@@ -299,6 +326,8 @@ class Phase:
     goals: tuple[str, ...]
     advance_criteria: tuple[str, ...]
     guidance: tuple[str, ...]
+    sequence: int = 0
+    modified_at: datetime | None = None
 
     @property
     def days(self) -> int:
@@ -328,6 +357,70 @@ class Session:
     notes: str = ""
     criteria: tuple[str, ...] = ()
     sequence: int = 0
+    status: SessionStatus = SessionStatus.PLANNED
+    modified_at: datetime | None = None  # when this session last changed; None: at creation
+
+    @property
+    def template_key(self) -> str:
+        """``phase/template``: which template of which phase made this session."""
+        return self.key.rsplit("/", 1)[0]
+
+    @property
+    def number(self) -> int:
+        return int(self.key.rsplit("/", 1)[1])
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateProgress:
+    """Where the runner is in a levelled template: the level (0-based), how many
+    sessions at it have counted, and (weekly templates) how many weeks held back."""
+
+    template: str  # "phase/template"
+    level: int = 0
+    counted: int = 0
+    offset: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class GateRecord:
+    """A clinician's decision on a phase's exit criteria."""
+
+    phase: str
+    met: bool
+    on: date
+    criteria: tuple[str, ...] = ()
+    extend_days: int = 7
+    notes: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """Everything recorded so far that re-planning needs; empty for a new plan.
+
+    ``horizon``: sessions on or before it are history and are never moved.
+    ``frozen_ends``: phases that are over, with the day they ended.
+    """
+
+    horizon: date | None = None
+    templates: tuple[TemplateProgress, ...] = ()
+    gates: tuple[GateRecord, ...] = ()
+    frozen_ends: tuple[tuple[str, date], ...] = ()
+    rest_until: date | None = None
+    last_running: date | None = None
+    stopped_on: date | None = None
+    cancelled_on: date | None = None
+
+    def template(self, key: str) -> TemplateProgress | None:
+        return next((t for t in self.templates if t.template == key), None)
+
+    def met_on(self, phase: str) -> date | None:
+        return next((g.on for g in self.gates if g.phase == phase and g.met), None)
+
+    def unmet_gates(self, phase: str) -> tuple[GateRecord, ...]:
+        return tuple(g for g in self.gates if g.phase == phase and not g.met)
+
+    def frozen_end(self, phase: str) -> date | None:
+        return next((end for key, end in self.frozen_ends if key == phase), None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -353,6 +446,7 @@ class Plan:
     sessions: tuple[Session, ...]
     alerts: tuple[Alert, ...]
     pain_rules: tuple[str, ...] = ()
+    progress: Progress = field(default_factory=Progress)
 
     @property
     def start_date(self) -> date:
@@ -364,7 +458,20 @@ class Plan:
 
     @property
     def expected_return_to_run_date(self) -> date | None:
-        return next((s.date for s in self.sessions if s.kind.is_running), None)
+        return next(
+            (
+                s.date
+                for s in self.sessions
+                if s.kind.is_running and s.status is SessionStatus.PLANNED
+            ),
+            None,
+        )
+
+    def session(self, uid: str) -> Session:
+        for session in self.sessions:
+            if session.uid == uid:
+                return session
+        raise KeyError(uid)
 
     def phase(self, key: str) -> Phase:
         for phase in self.phases:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -16,6 +17,7 @@ from planner.domain.model import (
     ProtocolRef,
     Selection,
 )
+from planner.domain.progress import Decision, Event, revise
 from planner.domain.risk import needs_clearance_review, risk_alerts
 from planner.domain.scheduling import parse_session_time, schedule
 from planner.domain.selection import select_protocol, triage
@@ -27,11 +29,13 @@ def make_plan(
     *,
     plan_id: str,
     created_at: datetime,
+    protocol: Protocol | None = None,
 ) -> Plan:
     """Triage, select a protocol and schedule it.
 
     Identity and time are inputs, never read from a clock, so the same request,
-    catalog, id and timestamp always give the same plan.
+    catalog, id and timestamp always give the same plan. ``protocol`` pins the exact
+    protocol (re-planning uses the version the plan was made from).
 
     Raises:
         InvalidRequest: dates, time zone or schedule preferences are unusable.
@@ -39,7 +43,8 @@ def make_plan(
     """
     validate_request(request)
     selection, triage_alerts = triage(request.injury)
-    protocol = select_protocol(request.injury, selection, catalog)
+    if protocol is None:
+        protocol = select_protocol(request.injury, selection, catalog)
     phases, sessions = schedule(
         protocol,
         planning_context(request.injury, selection),
@@ -68,6 +73,36 @@ def make_plan(
         alerts=triage_alerts + risk_alerts(request.risk_factors),
         pain_rules=protocol.pain_rules,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedEvent:
+    """An event as it was recorded: on which day (the plan's local date) and when."""
+
+    event: Event
+    today: date
+    at: datetime
+
+
+def replay(
+    request: PlanRequest,
+    protocol: Protocol,
+    events: Sequence[RecordedEvent],
+    *,
+    plan_id: str,
+    created_at: datetime,
+) -> tuple[Plan, tuple[Decision, ...]]:
+    """The plan after every recorded event, re-made from scratch: the stored history
+    is the source of truth, so the same events always give the same revision."""
+    plan = make_plan(request, (), plan_id=plan_id, created_at=created_at, protocol=protocol)
+    context = planning_context(request.injury, plan.selection)
+    decisions = []
+    for recorded in events:
+        plan, decision = revise(
+            plan, protocol, recorded.event, context=context, today=recorded.today, at=recorded.at
+        )
+        decisions.append(decision)
+    return plan, tuple(decisions)
 
 
 def planning_context(injury: Injury, selection: Selection) -> dict[str, object]:

@@ -25,10 +25,12 @@ from planner.domain.model import (
     Phase,
     PhaseTemplate,
     Preferences,
+    Progress,
     Protocol,
     Session,
     SessionKind,
     SessionTemplate,
+    TemplateProgress,
     Weekday,
 )
 from planner.domain.risk import CLEARANCE_CRITERIA
@@ -108,6 +110,8 @@ def schedule(
     plan_id: str,
     *,
     clearance_before_running: bool = False,
+    progress: Progress | None = None,
+    history: Sequence[Session] = (),
 ) -> tuple[tuple[Phase, ...], tuple[Session, ...]]:
     """Date every phase and session of ``protocol`` from ``start``.
 
@@ -119,10 +123,14 @@ def schedule(
         plan_id: the plan's id, from which session UIDs are derived.
         clearance_before_running: add a medical-clearance review on the last day
             before the first phase that contains running (domain.md A4).
+        progress: what has been recorded so far (re-planning); empty for a new plan.
+        history: the previous revision's sessions; those on or before
+            ``progress.horizon`` are kept exactly as they were.
 
     Returns:
         The phases in order and the sessions sorted by date.
     """
+    progress = progress or Progress()
     run_days = frozenset(d.iso_index for d in preferences.run_days)
     if not run_days:
         raise InvalidRequest(
@@ -131,31 +139,74 @@ def schedule(
     first_running = next(
         (i for i, p in enumerate(protocol.phases) if _has_running(p, context)), None
     )
+    horizon = progress.horizon
+    kept = [s for s in history if horizon is not None and s.date <= horizon]
 
     phases: list[Phase] = []
     drafts: list[_Draft] = []
-    last_run: date | None = None
+    frozen: list[Session] = []
+    last_run = max((s.date for s in kept if s.kind.is_running), default=None)
+    gate_open = True  # False once a started phase still waits for its clinician's gate
     cursor = start
     for index, template in enumerate(protocol.phases):
         active = [t for t in template.sessions if holds(t.when, context)]
-        days = phase_days(template, context)
-        if days is None:
-            programme = _programme_template(template, active)
-            programme_days = _place(programme, cursor, None, run_days, last_run)
-            end = programme_days[-1][0]
-        else:
-            end = cursor + timedelta(days=days - 1)
         if clearance_before_running and first_running is not None:
             if index + 1 == first_running:
                 active.append(CLEARANCE_TEMPLATE)
             elif index == first_running == 0:
                 active.append(replace(CLEARANCE_TEMPLATE, at="start"))
+        # A phase's past sessions are history only once the phase has begun: sessions
+        # projected before its (now later) start never happened and are laid out again.
+        history_here = (
+            [s for s in kept if s.phase == template.key and s.date >= cursor] if gate_open else []
+        )
+        future_from = cursor
+        if horizon is not None and horizon >= cursor:
+            future_from = horizon + timedelta(days=1)
+
+        end = _phase_end(
+            template,
+            active,
+            context,
+            cursor,
+            future_from,
+            run_days,
+            last_run,
+            progress,
+            history_here,
+        )
+        gated = any(t.kind is SessionKind.REVIEW and t.at == "end" for t in active)
+        if (
+            gated
+            and horizon is not None
+            and cursor <= horizon
+            and progress.met_on(template.key) is None
+            and progress.frozen_end(template.key) is None
+            and end <= horizon
+        ):
+            end = horizon + timedelta(days=1)  # the review passed without a gate: wait for it
+        if gated and progress.met_on(template.key) is None and end > (horizon or end):
+            gate_open = gate_open and (horizon is None or cursor > horizon)
+
+        frozen.extend(history_here)
         for order, session_template in enumerate(active):
-            placed = _place(session_template, cursor, end, run_days, last_run)
-            for n, (day, level_index) in enumerate(placed, start=1):
+            key = f"{template.key}/{session_template.key}"
+            done = [s for s in history_here if s.template_key == key]
+            placed = _place(
+                session_template,
+                future_from,
+                end,
+                run_days,
+                last_run,
+                state=_state(progress, key, session_template, done),
+                phase_start=cursor,
+                rest_until=progress.rest_until,
+                single_done=bool(done),
+            )
+            for n, (day, level_index) in enumerate(placed, start=len(done) + 1):
                 drafts.append(
                     _Draft(
-                        key=f"{template.key}/{session_template.key}/{n}",
+                        key=f"{key}/{n}",
                         day=day,
                         phase=template.key,
                         order=order,
@@ -179,7 +230,70 @@ def schedule(
         cursor = end + timedelta(days=1)
 
     sessions = _time_sessions(drafts, preferences, plan_id)
-    return tuple(phases), sessions
+    # History keeps its order; everything new comes after the horizon.
+    kept_order = {id(s): i for i, s in enumerate(history)}
+    frozen.sort(key=lambda s: kept_order[id(s)])
+    return tuple(phases), (*frozen, *sessions)
+
+
+def _phase_end(
+    template: PhaseTemplate,
+    active: Sequence[SessionTemplate],
+    context: Mapping[str, object],
+    start: date,
+    future_from: date,
+    run_days: frozenset[int],
+    last_run: date | None,
+    progress: Progress,
+    history_here: Sequence[Session],
+) -> date:
+    """The phase's last day (inclusive): frozen when over, the gate's day when a
+    clinician met it, else its length — or its programme's last session — plus any
+    extensions from unmet gates."""
+    frozen = progress.frozen_end(template.key)
+    if frozen is not None:
+        return frozen
+    met = progress.met_on(template.key)
+    if met is not None:
+        return max(met, max((s.date for s in history_here), default=met))
+    days = phase_days(template, context)
+    if days is None:
+        programme = _programme_template(template, active)
+        key = f"{template.key}/{programme.key}"
+        done = [s for s in history_here if s.template_key == key]
+        placed = _place(
+            programme,
+            future_from,
+            None,
+            run_days,
+            last_run,
+            state=_state(progress, key, programme, done),
+            phase_start=start,
+            rest_until=progress.rest_until,
+        )
+        last = [day for day, _ in placed] + [s.date for s in history_here]
+        end = max(last, default=start)
+    else:
+        end = start + timedelta(days=days - 1)
+    for gate in progress.unmet_gates(template.key):
+        end = max(end, gate.on) + timedelta(days=gate.extend_days)
+    return end
+
+
+def _state(
+    progress: Progress, key: str, template: SessionTemplate, done: Sequence[Session]
+) -> TemplateProgress:
+    """The recorded level state of a template, or — before any check-in on it — the
+    state the projection implies: every past session counted."""
+    recorded = progress.template(key)
+    if recorded is not None:
+        return recorded
+    spl = template.sessions_per_level
+    if not spl or template.advance == "weekly":
+        return TemplateProgress(key)
+    count, last = len(done), len(template.levels) - 1
+    level = min(count // spl, last)
+    return TemplateProgress(key, level=level, counted=count - level * spl)
 
 
 def phase_days(template: PhaseTemplate, context: Mapping[str, object]) -> int | None:
@@ -225,27 +339,51 @@ def _candidate_weekdays(template: SessionTemplate, run_days: frozenset[int]) -> 
     return weekdays
 
 
+def remaining_sessions(template: SessionTemplate, state: TemplateProgress) -> int:
+    """Sessions a programme still needs from ``state`` if every one of them counts."""
+    spl, final = template.sessions_per_level or 1, template.final_level_sessions or 0
+    last = len(template.levels) - 1
+    if state.level >= last:
+        return max(final - state.counted, 0)
+    return (spl - state.counted) + spl * (last - state.level - 1) + final
+
+
 def _place(
     template: SessionTemplate,
     start: date,
     end: date | None,
     run_days: frozenset[int],
     last_run: date | None,
+    *,
+    state: TemplateProgress | None = None,
+    phase_start: date | None = None,
+    rest_until: date | None = None,
+    single_done: bool = False,
 ) -> list[tuple[date, int]]:
     """Days (and level indexes) of one template's sessions from ``start`` to ``end``
-    inclusive; with ``end`` of ``None`` until its programme is complete."""
+    inclusive; with ``end`` of ``None`` until its programme is complete.
+
+    Levels continue from ``state`` and assume every new session counts. Running never
+    lands on or before ``rest_until`` nor the day after another run.
+    """
+    phase_start = phase_start or start
+    state = state or TemplateProgress("")
     if template.at is not None:
         assert end is not None, "single sessions need a phase of known length"
-        return [(start if template.at == "start" else end, 0)]
+        day = phase_start if template.at == "start" else end
+        if day < start or (single_done and template.at == "start"):
+            return []
+        return [(day, 0)]
 
     levels = len(template.levels)
+    spl = template.sessions_per_level
     total: int | None = None
     if end is None:
-        assert template.sessions_per_level is not None and template.final_level_sessions
-        total = template.sessions_per_level * (levels - 1) + template.final_level_sessions
+        total = remaining_sessions(template, state)
 
     weekdays = set(_candidate_weekdays(template, run_days))
-    previous = last_run if _is_running(template) else None
+    running = _is_running(template)
+    previous = last_run if running else None
     placed: list[tuple[date, int]] = []
     day = start
     while (end is None or day <= end) and (total is None or len(placed) < total):
@@ -255,14 +393,19 @@ def _place(
                 {"schedule.run_days": ["Choose run days with a rest day between them."]},
             )
         consecutive = previous is not None and (day - previous).days == 1
-        if day.weekday() in weekdays and not (template.no_consecutive_days and consecutive):
+        resting = running and rest_until is not None and day <= rest_until
+        if (
+            day.weekday() in weekdays
+            and not (template.no_consecutive_days and consecutive)
+            and not resting
+        ):
             if template.advance == "weekly":
-                level = (day - start).days // 7
-            elif template.sessions_per_level:
-                level = len(placed) // template.sessions_per_level
+                level = (day - phase_start).days // 7 - state.offset
+            elif spl:
+                level = state.level + (state.counted + len(placed)) // spl
             else:
                 level = 0
-            placed.append((day, min(level, levels - 1)))
+            placed.append((day, max(0, min(level, levels - 1))))
             previous = day
         day += timedelta(days=1)
     return placed

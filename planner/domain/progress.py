@@ -1,0 +1,512 @@
+"""Check-ins and phase gates → a decision and a revised plan (domain.md A3 exit
+criteria, A5 pain rules).
+
+``revise(plan, protocol, event, today=…, at=…)`` is pure: the previous plan, one event
+and the current date give the next revision. History (sessions on or before the
+horizon) never moves; the future is laid out again from the recorded progress. A
+session that survives keeps its UID; if anything about it changed, its SEQUENCE rises.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta
+
+from planner.domain.errors import PlannerError
+from planner.domain.model import (
+    Alert,
+    GateRecord,
+    Outcome,
+    Phase,
+    Plan,
+    PlanStatus,
+    Progress,
+    Protocol,
+    RedFlag,
+    Session,
+    SessionKind,
+    SessionStatus,
+    SessionTemplate,
+    Severity,
+    TemplateProgress,
+)
+from planner.domain.risk import needs_clearance_review
+from planner.domain.scheduling import schedule, session_uid
+from planner.domain.selection import EMERGENCY_ALERT
+
+#: Days without running after which the programme drops back one level [R55].
+MISSED_DAYS_PER_LEVEL = 5
+
+
+class InvalidEvent(PlannerError):
+    """The check-in or gate does not fit the plan (unknown session, future date …)."""
+
+    code = "invalid_event"
+
+
+class PlanNotActive(PlannerError):
+    """The plan is stopped or cancelled: nothing more can be recorded on it."""
+
+    code = "plan_not_active"
+
+
+class EventConflict(PlannerError):
+    """The event contradicts history already recorded (e.g. a gate dated before it)."""
+
+    code = "event_conflict"
+
+
+@dataclass(frozen=True, slots=True)
+class CheckIn:
+    """How a session went. Pain is 0–10; ``session_uid`` or ``on`` picks the session."""
+
+    session_uid: str | None = None
+    on: date | None = None
+    completed: bool = True
+    pain_during: int = 0
+    pain_after: int = 0
+    pain_next_morning: int = 0
+    pain_building: bool = False
+    gait_changed: bool = False
+    morning_stiffness: bool = False
+    red_flags: tuple[RedFlag, ...] = ()
+    notes: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Gate:
+    """A clinician's verdict on a phase's exit criteria."""
+
+    phase: str
+    met: bool
+    on: date
+    criteria: tuple[str, ...] = ()
+    extend_days: int = 7
+    notes: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Cancel:
+    """The coach or clinician called the plan off."""
+
+    on: date
+    reason: str = ""
+
+
+Event = CheckIn | Gate | Cancel
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    outcome: Outcome | None
+    reason: str
+    session_uid: str | None = None
+
+
+def decide(check_in: CheckIn) -> tuple[Outcome, str]:
+    """Apply the A5 pain rules to one session report.
+
+    >>> decide(CheckIn(pain_during=0))[0]
+    <Outcome.COUNT: 'count'>
+    >>> decide(CheckIn(pain_after=2))[0]
+    <Outcome.REPEAT: 'repeat'>
+    >>> decide(CheckIn(pain_during=3))[0]
+    <Outcome.REGRESS: 'regress'>
+    """
+    if check_in.red_flags:
+        flags = ", ".join(f.value.replace("_", " ") for f in check_in.red_flags)
+        return Outcome.STOP_AND_REFER, (
+            f"Red flag reported ({flags}): stop walking and running and see a clinician urgently."
+        )
+    worst = max(check_in.pain_during, check_in.pain_after, check_in.pain_next_morning)
+    if worst >= 3 or check_in.pain_building or check_in.gait_changed:
+        why = (
+            f"pain {worst}/10"
+            if worst >= 3
+            else "pain that built during the session"
+            if check_in.pain_building
+            else "a change in gait"
+        )
+        return Outcome.REGRESS, f"Stop, rest a day, then go back one level: {why}."
+    if worst > 0 or check_in.morning_stiffness:
+        why = f"pain {worst}/10 that settled" if worst > 0 else "stiffness the next morning"
+        return Outcome.REPEAT, f"Repeat the level: {why}; this session does not count."
+    if not check_in.completed:
+        return Outcome.REPEAT, "Repeat the level: the session was not completed."
+    return Outcome.COUNT, "Pain-free: this session counts toward the next level."
+
+
+def revise(
+    plan: Plan,
+    protocol: Protocol,
+    event: Event,
+    *,
+    context: dict[str, object],
+    today: date,
+    at: datetime,
+) -> tuple[Plan, Decision]:
+    """The next revision of ``plan`` after ``event``, recorded ``today`` at ``at``.
+
+    Raises:
+        PlanNotActive: the plan is stopped or cancelled.
+        InvalidEvent: the event names an unknown session or phase, or a future date.
+        EventConflict: the event is dated before history already recorded.
+    """
+    if plan.status is not PlanStatus.ACTIVE:
+        raise PlanNotActive(f"The plan is {plan.status.value}; nothing more can be recorded.")
+    previous = plan.progress
+    if previous.horizon is not None and today < previous.horizon:
+        today = previous.horizon
+
+    if isinstance(event, Cancel):
+        return _cancel(plan, today, at, event), Decision(None, event.reason or "Cancelled.")
+
+    if isinstance(event, Gate):
+        horizon, progress, decision = _apply_gate(plan, event, today)
+    else:
+        session = _session_for(plan, event, today)
+        outcome, reason = decide(event)
+        if outcome is Outcome.STOP_AND_REFER:
+            return _stop(plan, event, session, today, at, reason)
+        horizon = today
+        progress = _missed_running(plan, protocol, previous, today)
+        progress = _apply_outcome(plan, protocol, progress, session, outcome)
+        decision = Decision(outcome, reason, session.uid)
+
+    progress = replace(progress, horizon=horizon, frozen_ends=_frozen_ends(plan, horizon))
+    phases, sessions = schedule(
+        protocol,
+        context,
+        plan.start_date,
+        plan.request.preferences,
+        plan.id,
+        clearance_before_running=needs_clearance_review(plan.request.risk_factors),
+        progress=progress,
+        history=plan.sessions,
+    )
+    revised = replace(
+        plan,
+        revision=plan.revision + 1,
+        updated_at=at,
+        phases=_carry_phases(plan.phases, phases, at),
+        sessions=_carry_sessions(plan.sessions, sessions, at),
+        progress=progress,
+    )
+    return revised, decision
+
+
+# ----------------------------------------------------------------------------- events
+
+
+def _session_for(plan: Plan, check_in: CheckIn, today: date) -> Session:
+    if check_in.session_uid is not None:
+        try:
+            session = plan.session(check_in.session_uid)
+        except KeyError:
+            raise InvalidEvent(
+                "No such session in this plan.",
+                {"session_uid": [f"Unknown session {check_in.session_uid!r}."]},
+            ) from None
+    elif check_in.on is not None:
+        on_day = [s for s in plan.sessions if s.date == check_in.on]
+        if not on_day:
+            raise InvalidEvent(
+                "No session on that date.", {"date": [f"No session on {check_in.on}."]}
+            )
+        running = [s for s in on_day if s.kind.is_running or s.kind is SessionKind.WALK]
+        session = (running or on_day)[0]
+    else:
+        raise InvalidEvent("Say which session.", {"session_uid": ["Give session_uid or date."]})
+    if session.date > today:
+        raise InvalidEvent(
+            "That session is in the future.",
+            {"session_uid": [f"The session is on {session.date}; today is {today}."]},
+        )
+    if session.status is SessionStatus.CANCELLED:
+        raise InvalidEvent("That session was cancelled.", {"session_uid": ["Cancelled."]})
+    return session
+
+
+def _apply_gate(plan: Plan, gate: Gate, today: date) -> tuple[date, Progress, Decision]:
+    try:
+        phase = plan.phase(gate.phase)
+    except KeyError:
+        raise InvalidEvent(
+            "No such phase in this plan.", {"phase": [f"Unknown phase {gate.phase!r}."]}
+        ) from None
+    progress = plan.progress
+    if gate.on > today:
+        raise InvalidEvent("A gate cannot be dated in the future.", {"date": ["In the future."]})
+    if progress.horizon is not None and gate.on < progress.horizon:
+        raise EventConflict(
+            f"Events up to {progress.horizon} are already recorded; date the gate on or after it.",
+            {"date": [f"Must be on or after {progress.horizon}."]},
+        )
+    if gate.on < phase.start_date:
+        raise EventConflict(
+            f"The {phase.key} phase has not started (it starts {phase.start_date}).",
+            {"date": [f"Must be on or after {phase.start_date}."]},
+        )
+    if progress.met_on(phase.key) is not None or progress.frozen_end(phase.key) is not None:
+        raise EventConflict(f"The {phase.key} phase is already over.", {"phase": ["Over."]})
+    waiting = next(
+        (
+            p
+            for p in plan.phases[: plan.phases.index(phase)]
+            if _gated(plan, p) and progress.met_on(p.key) is None
+        ),
+        None,
+    )
+    if waiting is not None:
+        raise EventConflict(
+            f"The {phase.key} phase has not started: the {waiting.key} phase still waits "
+            "for its gate.",
+            {"phase": [f"Record the {waiting.key} gate first."]},
+        )
+    later = [p for p in plan.phases if p.start_date > phase.start_date]
+    if later and progress.horizon is not None and later[0].start_date <= progress.horizon:
+        raise EventConflict(
+            f"The {later[0].key} phase has already begun.", {"phase": ["Not current."]}
+        )
+    record = GateRecord(
+        phase=phase.key,
+        met=gate.met,
+        on=gate.on,
+        criteria=gate.criteria,
+        extend_days=0 if gate.met else gate.extend_days,
+        notes=gate.notes,
+    )
+    if gate.met:
+        reason = f"Gate met on {gate.on}: the next phase starts on {gate.on + timedelta(days=1)}."
+    else:
+        reason = (
+            f"Gate not met on {gate.on}: {phase.key} is extended by {gate.extend_days} days "
+            "with a new review at its new end."
+        )
+    return gate.on, replace(progress, gates=(*progress.gates, record)), Decision(None, reason)
+
+
+def _template(protocol: Protocol, key: str) -> SessionTemplate | None:
+    phase_key, template_key = key.split("/", 1)
+    for phase in protocol.phases:
+        if phase.key == phase_key:
+            return next((t for t in phase.sessions if t.key == template_key), None)
+    return None
+
+
+def _recorded_or_implied(plan: Plan, progress: Progress, session: Session) -> TemplateProgress:
+    """The template's state just before ``session``: as recorded, or as projected."""
+    recorded = progress.template(session.template_key)
+    if recorded is not None:
+        return recorded
+    level = (session.level or 1) - 1
+    before = [
+        s
+        for s in plan.sessions
+        if s.template_key == session.template_key and s.number < session.number
+    ]
+    return TemplateProgress(
+        session.template_key,
+        level=level,
+        counted=sum(1 for s in before if s.level == session.level),
+    )
+
+
+def _with_template(progress: Progress, state: TemplateProgress) -> Progress:
+    others = tuple(t for t in progress.templates if t.template != state.template)
+    return replace(progress, templates=tuple(sorted((*others, state), key=lambda t: t.template)))
+
+
+def _apply_outcome(
+    plan: Plan, protocol: Protocol, progress: Progress, session: Session, outcome: Outcome
+) -> Progress:
+    template = _template(protocol, session.template_key)
+    if session.kind.is_running:
+        last = progress.last_running
+        progress = replace(progress, last_running=max(last, session.date) if last else session.date)
+    if outcome is Outcome.REGRESS and session.kind.is_running:
+        rest = session.date + timedelta(days=1)
+        current = progress.rest_until
+        progress = replace(progress, rest_until=max(current, rest) if current else rest)
+    if template is None or len(template.levels) < 2:
+        return progress
+    state = _recorded_or_implied(plan, progress, session)
+    if template.advance == "weekly":
+        if outcome is Outcome.REPEAT:
+            state = replace(state, offset=state.offset + 1)
+        elif outcome is Outcome.REGRESS:
+            state = replace(state, offset=state.offset + 2)
+        return _with_template(progress, state)
+    spl, last_level = template.sessions_per_level or 1, len(template.levels) - 1
+    if outcome is Outcome.COUNT:
+        counted = state.counted + 1
+        if counted >= spl and state.level < last_level:
+            state = replace(state, level=state.level + 1, counted=0)
+        else:
+            state = replace(state, counted=counted)
+    elif outcome is Outcome.REGRESS:
+        state = replace(state, level=max(0, state.level - 1), counted=0)
+    return _with_template(progress, state)
+
+
+def _missed_running(plan: Plan, protocol: Protocol, progress: Progress, today: date) -> Progress:
+    """Back one level for each 5 days without a running check-in while running
+    sessions were scheduled (domain.md A5 [R55])."""
+    running = [s for s in plan.sessions if s.kind.is_running and s.status is SessionStatus.PLANNED]
+    started = [s for s in running if s.date < today]
+    if not started:
+        return progress
+    since = progress.last_running or (started[0].date - timedelta(days=1))
+    gap = (today - since).days
+    missed = [s for s in started if s.date > since]
+    if gap < MISSED_DAYS_PER_LEVEL or not missed:
+        return progress
+    drops = gap // MISSED_DAYS_PER_LEVEL
+    session = missed[-1]
+    template = _template(protocol, session.template_key)
+    if template is not None and len(template.levels) > 1:
+        state = _recorded_or_implied(plan, progress, session)
+        if template.advance == "weekly":
+            state = replace(state, offset=state.offset + drops * 2)
+        else:
+            state = replace(state, level=max(0, state.level - drops), counted=0)
+        progress = _with_template(progress, state)
+    return replace(progress, last_running=today)
+
+
+def _frozen_ends(plan: Plan, horizon: date) -> tuple[tuple[str, date], ...]:
+    """Phases over before the horizon keep their end — up to the first one that still
+    waits for a clinician's gate (the phases after it have not begun)."""
+    ends = list(plan.progress.frozen_ends)
+    known = {key for key, _ in ends}
+    for phase in plan.phases:
+        if phase.end_date >= horizon:
+            break
+        if _gated(plan, phase) and plan.progress.met_on(phase.key) is None:
+            break
+        if phase.key not in known:
+            ends.append((phase.key, phase.end_date))
+    return tuple(ends)
+
+
+def _gated(plan: Plan, phase: Phase) -> bool:
+    """Whether the phase ends with a review: the next one waits for its gate."""
+    return any(
+        s.phase == phase.key and s.kind is SessionKind.REVIEW and s.date == phase.end_date
+        for s in plan.sessions
+    )
+
+
+# ----------------------------------------------------------------------------- stop, cancel
+
+
+def _stop(
+    plan: Plan, check_in: CheckIn, session: Session, today: date, at: datetime, reason: str
+) -> tuple[Plan, Decision]:
+    """A red flag: cancel all future walking and running and book an urgent review."""
+    review_day = today + timedelta(days=1)
+    phases = list(plan.phases)
+    index = next((i for i, p in enumerate(phases) if p.contains(review_day)), len(phases) - 1)
+    if not phases[index].contains(review_day):
+        phases[index] = replace(phases[index], end_date=review_day)
+    phase = phases[index]
+    sessions = [
+        replace(s, status=SessionStatus.CANCELLED)
+        if s.date > today and s.kind in (SessionKind.WALK, SessionKind.RUN_WALK, SessionKind.RUN)
+        else s
+        for s in plan.sessions
+    ]
+    key = f"{phase.key}/urgent_review/1"
+    flags = tuple(f.value.replace("_", " ") for f in check_in.red_flags)
+    sessions.append(
+        Session(
+            uid=session_uid(plan.id, key),
+            key=key,
+            date=review_day,
+            phase=phase.key,
+            kind=SessionKind.REVIEW,
+            title="Urgent clinical review",
+            notes="Walking and running are on hold until a clinician has seen you.",
+            criteria=tuple(f"Reported: {flag}" for flag in flags),
+        )
+    )
+    sessions.sort(key=lambda s: s.date)
+    alerts = [
+        Alert(
+            code="stop_and_refer",
+            severity=Severity.URGENT,
+            message=(
+                f"Red flag reported on {session.date} ({', '.join(flags)}): walking and "
+                "running are stopped; see a clinician urgently, today if you can."
+            ),
+            references=("R1", "R20"),
+        )
+    ]
+    if RedFlag.CANNOT_BEAR_WEIGHT in check_in.red_flags:
+        alerts.insert(0, EMERGENCY_ALERT)
+    progress = replace(plan.progress, horizon=today, stopped_on=today)
+    revised = replace(
+        plan,
+        revision=plan.revision + 1,
+        status=PlanStatus.STOPPED,
+        updated_at=at,
+        phases=_carry_phases(plan.phases, tuple(phases), at),
+        sessions=_carry_sessions(plan.sessions, tuple(sessions), at),
+        alerts=(*alerts, *plan.alerts),
+        progress=progress,
+    )
+    return revised, Decision(Outcome.STOP_AND_REFER, reason, session.uid)
+
+
+def _cancel(plan: Plan, today: date, at: datetime, event: Cancel) -> Plan:
+    sessions = tuple(
+        replace(s, status=SessionStatus.CANCELLED) if s.date > today else s for s in plan.sessions
+    )
+    return replace(
+        plan,
+        revision=plan.revision + 1,
+        status=PlanStatus.CANCELLED,
+        updated_at=at,
+        sessions=_carry_sessions(plan.sessions, sessions, at),
+        progress=replace(plan.progress, horizon=today, cancelled_on=today),
+    )
+
+
+# ----------------------------------------------------------------------------- identity
+
+
+def _carry_sessions(
+    old: tuple[Session, ...], new: tuple[Session, ...], at: datetime
+) -> tuple[Session, ...]:
+    """Keep SEQUENCE and modification time of unchanged sessions; bump changed ones."""
+    before = {s.uid: s for s in old}
+    carried = []
+    for session in new:
+        prior = before.get(session.uid)
+        if prior is None:
+            carried.append(replace(session, sequence=0, modified_at=at))
+        elif _same(prior, session):
+            carried.append(replace(session, sequence=prior.sequence, modified_at=prior.modified_at))
+        else:
+            carried.append(replace(session, sequence=prior.sequence + 1, modified_at=at))
+    return tuple(carried)
+
+
+def _carry_phases(
+    old: tuple[Phase, ...], new: tuple[Phase, ...], at: datetime
+) -> tuple[Phase, ...]:
+    before = {p.key: p for p in old}
+    carried = []
+    for phase in new:
+        prior = before.get(phase.key)
+        if prior is None:
+            carried.append(replace(phase, sequence=0, modified_at=at))
+        elif _same(prior, phase):
+            carried.append(replace(phase, sequence=prior.sequence, modified_at=prior.modified_at))
+        else:
+            carried.append(replace(phase, sequence=prior.sequence + 1, modified_at=at))
+    return tuple(carried)
+
+
+def _same(a: Session | Phase, b: Session | Phase) -> bool:
+    return replace(a, sequence=0, modified_at=None) == replace(b, sequence=0, modified_at=None)  # type: ignore[type-var]
