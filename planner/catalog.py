@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from marshmallow import ValidationError
 
@@ -31,31 +32,50 @@ def builtin_protocols_dir() -> Path:
 
 def load_protocol_file(path: Path) -> Protocol:
     """Parse and validate one file; its stem must equal its ``id``."""
+    return load_protocol_document(path)[0]
+
+
+def protocol_from_document(data: dict[str, Any], name: str = "snapshot") -> Protocol:
+    """Validate a protocol document (a file's parsed TOML, or a plan's stored snapshot)."""
+    try:
+        protocol: Protocol = PROTOCOL_FILE_SCHEMA.load(data)
+    except ValidationError as exc:
+        errors = flatten_errors(exc.messages)
+        lines = "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in sorted(errors.items()))
+        raise InvalidProtocol(f"{name}: {lines}", errors) from exc
+    return protocol
+
+
+def load_protocol_document(path: Path) -> tuple[Protocol, dict[str, Any]]:
+    """The validated protocol and the document it came from (kept with each plan, so
+    a plan can be revised with exactly the protocol version it was made from)."""
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
         raise InvalidProtocol(f"{path.name}: cannot be read: {exc}", {"_file": [str(exc)]}) from exc
     except tomllib.TOMLDecodeError as exc:
         raise InvalidProtocol(f"{path.name}: not valid TOML: {exc}", {"_file": [str(exc)]}) from exc
-    try:
-        protocol: Protocol = PROTOCOL_FILE_SCHEMA.load(data)
-    except ValidationError as exc:
-        errors = flatten_errors(exc.messages)
-        lines = "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in sorted(errors.items()))
-        raise InvalidProtocol(f"{path.name}: {lines}", errors) from exc
+    protocol = protocol_from_document(data, path.name)
     if protocol.id != path.stem:
         raise InvalidProtocol(
             f"{path.name}: id {protocol.id!r} must equal the file name {path.stem!r}.",
             {"id": [f"Must equal the file name {path.stem!r}."]},
         )
-    return protocol
+    return protocol, data
 
 
 @dataclass(frozen=True, slots=True)
 class Catalog:
-    """The validated protocols, by id."""
+    """The validated protocols, by id, with the documents they were read from."""
 
     protocols: tuple[Protocol, ...]
+    documents: tuple[tuple[str, dict[str, Any]], ...] = ()
+
+    def document(self, protocol_id: str) -> dict[str, Any]:
+        for key, data in self.documents:
+            if key == protocol_id:
+                return data
+        raise UnknownProtocol(f"No protocol with id {protocol_id!r}.")
 
     def __iter__(self) -> Iterator[Protocol]:
         return iter(self.protocols)
@@ -107,10 +127,11 @@ def load_catalog(extra_dirs: Iterable[Path | str] = ()) -> Catalog:
     """
     directories = [builtin_protocols_dir(), *(Path(d) for d in extra_dirs)]
     protocols: dict[str, Protocol] = {}
+    documents: dict[str, dict[str, Any]] = {}
     problems: list[InvalidProtocol] = []
     for path in protocol_files(directories):
         try:
-            protocol = load_protocol_file(path)
+            protocol, documents[path.stem] = load_protocol_document(path)
         except InvalidProtocol as exc:
             problems.append(exc)
             continue
@@ -122,4 +143,7 @@ def load_catalog(extra_dirs: Iterable[Path | str] = ()) -> Catalog:
         raise CatalogErrors(problems)
     if not protocols:
         raise InvalidProtocol("No protocol files found.")
-    return Catalog(tuple(sorted(protocols.values(), key=lambda p: p.id)))
+    return Catalog(
+        tuple(sorted(protocols.values(), key=lambda p: p.id)),
+        tuple(sorted((key, documents[key]) for key in protocols)),
+    )

@@ -1,41 +1,103 @@
 """Use cases: the glue between HTTP/CLI input, the domain, the exporters and the store.
 
 No HTTP here: handlers and the command line call these functions and only translate
-their inputs and outputs.
+their inputs and outputs. Every write renders the new revision once (JSON and both
+calendars) and stores the bytes, so reads — above all feed polling — serve bytes.
 """
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from planner.catalog import Catalog
+from marshmallow import ValidationError
+
+from planner.catalog import Catalog, protocol_from_document
 from planner.domain.errors import InvalidInjury, PlannerError
 from planner.domain.injury import classify
 from planner.domain.model import (
     Athlete,
     Plan,
     PlanRequest,
+    PlanStatus,
     Preferences,
+    RedFlag,
     RiskFactor,
     Weekday,
 )
-from planner.domain.planning import make_plan
+from planner.domain.planning import RecordedEvent, make_plan, planning_context, replay
+from planner.domain.progress import Cancel, CheckIn, Decision, Event, Gate, revise
 from planner.export import to_ical, to_json
-from planner.schemas.api import PlanSchema
-from planner.store import PlanRecord, Store, strong_etag
+from planner.schemas.api import (
+    DecisionSchema,
+    FeedSettingsSchema,
+    PlanCreateSchema,
+    PlanSchema,
+)
+from planner.schemas.protocol_file import flatten_errors
+from planner.store import (
+    EventRecord,
+    PlanRecord,
+    RevisionRecord,
+    StaleRevision,
+    Store,
+    strong_etag,
+)
+
+#: Cancelled sessions stay in the feed as STATUS:CANCELLED this long, then drop out,
+#: so subscribed calendars remove them in place instead of keeping ghosts.
+CANCELLED_GRACE = timedelta(days=14)
+#: Optimistic-concurrency retries for writes that did not name a revision.
+WRITE_ATTEMPTS = 5
 
 
 class PlanNotFound(PlannerError):
     code = "plan_not_found"
 
 
+class RevisionConflict(PlannerError):
+    """The plan changed since the revision the client named (HTTP 409)."""
+
+    code = "revision_conflict"
+
+
+class PreconditionFailed(PlannerError):
+    """``If-Match`` names another version of the plan (HTTP 412)."""
+
+    code = "precondition_failed"
+
+
+class FeedNotFound(PlannerError):
+    code = "feed_not_found"
+
+
 def utcnow() -> datetime:
     """Whole seconds: the calendar's DTSTAMP has no finer resolution."""
     return datetime.now(UTC).replace(microsecond=0)
+
+
+def new_token() -> str:
+    """A feed capability token: 256 random bits, URL-safe."""
+    return secrets.token_urlsafe(32)
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+# ----------------------------------------------------------------------------- requests
+
+
+def weekdays_in_order(days: Any) -> tuple[Weekday, ...]:
+    """Run days in Monday-first order without repeats, whatever order they came in."""
+    chosen = {Weekday(d) for d in days or ()}
+    return tuple(d for d in Weekday if d in chosen)
 
 
 def plan_request(payload: Mapping[str, Any]) -> PlanRequest:
@@ -44,9 +106,8 @@ def plan_request(payload: Mapping[str, Any]) -> PlanRequest:
     Raises:
         InvalidInjury: with field paths prefixed ``injury.`` so clients can point at them.
     """
-    injury_fields = dict(payload["injury"])
     try:
-        injury = classify(**injury_fields)
+        injury = classify(**dict(payload["injury"]))
     except InvalidInjury as exc:
         raise InvalidInjury(
             exc.detail, {f"injury.{name}": msgs for name, msgs in exc.errors.items()}
@@ -68,12 +129,6 @@ def plan_request(payload: Mapping[str, Any]) -> PlanRequest:
     )
 
 
-def weekdays_in_order(days: Any) -> tuple[Weekday, ...]:
-    """Run days in Monday-first order without repeats, whatever order they came in."""
-    chosen = {Weekday(d) for d in days or ()}
-    return tuple(d for d in Weekday if d in chosen)
-
-
 def build_plan(
     payload: Mapping[str, Any], catalog: Catalog, *, plan_id: str, created_at: datetime
 ) -> Plan:
@@ -81,20 +136,140 @@ def build_plan(
     return make_plan(plan_request(payload), catalog, plan_id=plan_id, created_at=created_at)
 
 
+_REQUEST_SCHEMA = PlanSchema(
+    only=(
+        "diagnosis_date",
+        "start_date",
+        "timezone",
+        "athlete",
+        "injury",
+        "risk_factors",
+        "schedule",
+    )
+)
+
+
+def request_document(plan: Plan) -> dict[str, Any]:
+    """The normalised input, kept so the plan can be re-made and revised."""
+    return _REQUEST_SCHEMA.dump(plan)
+
+
+def request_from_document(document: Mapping[str, Any]) -> PlanRequest:
+    """The inverse of :func:`request_document` (classification is idempotent)."""
+    payload = _without_nulls(document)
+    return plan_request(PlanCreateSchema().load(payload))
+
+
+def _without_nulls(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
+
+
+# ----------------------------------------------------------------------------- events
+
+
+def event_from_payload(kind: str, payload: Mapping[str, Any], today: date) -> Event:
+    """A stored or submitted event payload (JSON-ready) → the domain event."""
+    if kind == "check_in":
+        on = payload.get("date")
+        return CheckIn(
+            session_uid=payload.get("session_uid"),
+            on=date.fromisoformat(on) if isinstance(on, str) else on,
+            completed=payload.get("completed", True),
+            pain_during=payload.get("pain_during", 0),
+            pain_after=payload.get("pain_after", 0),
+            pain_next_morning=payload.get("pain_next_morning", 0),
+            pain_building=payload.get("pain_building", False),
+            gait_changed=payload.get("gait_changed", False),
+            morning_stiffness=payload.get("morning_stiffness", False),
+            red_flags=tuple(RedFlag(f) for f in payload.get("red_flags", ())),
+            notes=payload.get("notes", ""),
+        )
+    if kind == "gate":
+        on = payload.get("date")
+        return Gate(
+            phase=payload["phase"],
+            met=payload["met"],
+            on=date.fromisoformat(on) if isinstance(on, str) else (on or today),
+            criteria=tuple(payload.get("criteria", ())),
+            extend_days=payload.get("extend_days", 7),
+            notes=payload.get("notes", ""),
+        )
+    if kind == "cancel":
+        return Cancel(on=today, reason=payload.get("reason", ""))
+    raise ValueError(f"unknown event kind {kind!r}")
+
+
+def _json_ready(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """Dates as ISO strings, enums as values: what the event log stores."""
+    ready: dict[str, Any] = {}
+    for key, value in payload.items():
+        if key == "revision":
+            continue
+        if isinstance(value, date):
+            value = value.isoformat()
+        elif isinstance(value, list):
+            value = [getattr(v, "value", v) for v in value]
+        ready[key] = getattr(value, "value", value)
+    return ready
+
+
+# ----------------------------------------------------------------------------- service
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """What a write answers: the decision, the stored event and the new plan."""
+
+    decision: Decision
+    event: EventRecord
+    record: PlanRecord
+
+
 @dataclass
 class Planner:
-    """Plans of one deployment: a catalog, a store, a clock and an id source."""
+    """Plans of one deployment: a catalog, a store, a clock and id sources."""
 
     catalog: Catalog
     store: Store
     clock: Callable[[], datetime] = utcnow
     new_id: Callable[[], str] = field(default=lambda: str(uuid.uuid4()))
+    new_token: Callable[[], str] = field(default=new_token)
 
-    def create_plan(self, organisation: str, payload: Mapping[str, Any]) -> PlanRecord:
+    # ---------------------------------------------------------------- create / read
+
+    def create_plan(
+        self, organisation: str, payload: Mapping[str, Any], key_id: int | None = None
+    ) -> PlanRecord:
         """Make, render and store a plan in one transaction; on error nothing is kept."""
         plan = build_plan(payload, self.catalog, plan_id=self.new_id(), created_at=self.clock())
-        record = render_record(plan, organisation)
-        self.store.add_plan(record)
+        settings = dict(payload.get("feed") or FeedSettingsSchema().load({}))
+        feed_token = self.new_token()
+        busy_token = self.new_token() if settings.get("busy") else None
+        record = render_record(
+            plan,
+            organisation,
+            settings=settings,
+            snapshot=self.catalog.document(plan.protocol.id),
+            feed_token=feed_token,
+            busy_token=busy_token,
+            last_modified=plan.updated_at,
+        )
+        self.store.add_plan(
+            record,
+            RevisionRecord(
+                plan_id=plan.id,
+                revision=1,
+                created_at=plan.created_at,
+                key_id=key_id,
+                kind="created",
+                reason="; ".join(plan.selection.reasons),
+                document=record.document,
+            ),
+        )
         return record
 
     def get_plan(self, organisation: str, plan_id: str) -> PlanRecord:
@@ -104,14 +279,331 @@ class Planner:
         return record
 
     def list_plans(
-        self, organisation: str, *, page: int, page_size: int
+        self,
+        organisation: str,
+        *,
+        page: int,
+        page_size: int,
     ) -> tuple[list[PlanRecord], int]:
         return self.store.list_plans(organisation, limit=page_size, offset=(page - 1) * page_size)
 
+    def revision_document(self, organisation: str, plan_id: str, revision: int) -> bytes:
+        record = self.get_plan(organisation, plan_id)
+        found = self.store.get_revision(organisation, plan_id, revision)
+        if found is None:
+            raise PlanNotFound(f"Plan {plan_id!r} has no revision {revision}.")
+        return served_document(replace(record, document=found.document))
 
-def render_record(plan: Plan, organisation: str) -> PlanRecord:
+    def load(self, record: PlanRecord) -> Plan:
+        """The domain plan of a stored record, replayed from its events."""
+        return self._replay(record)[0]
+
+    def _replay(self, record: PlanRecord) -> tuple[Plan, Any]:
+        events = [
+            RecordedEvent(
+                event=event_from_payload(e.kind, e.payload, e.today),
+                today=e.today,
+                at=e.recorded_at,
+            )
+            for e in self.store.list_events(record.organisation, record.id)
+        ]
+        protocol = protocol_from_document(record.protocol_snapshot, record.protocol_id)
+        plan, _ = replay(
+            request_from_document(record.request),
+            protocol,
+            events,
+            plan_id=record.id,
+            created_at=record.created_at,
+        )
+        # Feed changes are revisions without events: the record's number is the truth.
+        return replace(plan, revision=record.revision, updated_at=record.updated_at), protocol
+
+    # ---------------------------------------------------------------- events
+
+    def check_in(
+        self, organisation: str, plan_id: str, payload: Mapping[str, Any], **kw: Any
+    ) -> Recorded:
+        return self._record(organisation, plan_id, "check_in", payload, **kw)
+
+    def gate(
+        self, organisation: str, plan_id: str, phase: str, payload: Mapping[str, Any], **kw: Any
+    ) -> Recorded:
+        return self._record(organisation, plan_id, "gate", {**payload, "phase": phase}, **kw)
+
+    def cancel(
+        self, organisation: str, plan_id: str, payload: Mapping[str, Any], **kw: Any
+    ) -> Recorded:
+        return self._record(organisation, plan_id, "cancel", payload, **kw)
+
+    def _record(
+        self,
+        organisation: str,
+        plan_id: str,
+        kind: str,
+        payload: Mapping[str, Any],
+        *,
+        key_id: int | None = None,
+        if_match: str | None = None,
+    ) -> Recorded:
+        """Apply one event with optimistic concurrency on the plan's revision.
+
+        A client that named what it saw (``If-Match`` or ``revision``) gets 412/409
+        when the plan moved on; otherwise the write is retried on the newest revision.
+        """
+        expected = payload.get("revision")
+        for _ in range(WRITE_ATTEMPTS):
+            record = self.get_plan(organisation, plan_id)
+            if if_match is not None and not etag_matches(if_match, served_etag(record)):
+                raise PreconditionFailed(
+                    "The plan has changed since you read it: fetch it again and retry.",
+                )
+            if expected is not None and expected != record.revision:
+                raise RevisionConflict(
+                    f"The plan is at revision {record.revision}, not {expected}.",
+                    {"revision": [f"The current revision is {record.revision}."]},
+                )
+            plan, protocol = self._replay(record)
+            now = self.clock()
+            today = now.astimezone(ZoneInfo(plan.request.preferences.timezone)).date()
+            if kind == "gate" and not payload.get("date"):
+                payload = {**payload, "date": today}
+            event = event_from_payload(kind, _json_ready(payload), today)
+            context = planning_context(plan.request.injury, plan.selection)
+            revised, decision = revise(plan, protocol, event, context=context, today=today, at=now)
+            ending = revised.status is not PlanStatus.ACTIVE
+            event_record = EventRecord(
+                plan_id=plan_id,
+                seq=0,
+                kind=kind,
+                today=today,
+                recorded_at=now,
+                key_id=key_id,
+                payload=_json_ready(payload),
+                decision=DecisionSchema().dump(decision),
+                revision=record.revision + 1,
+            )
+            try:
+                new_record = self._commit(
+                    record,
+                    revised,
+                    kind=kind,
+                    reason=decision.reason,
+                    key_id=key_id,
+                    event=event_record,
+                    feed_expires_at=now + CANCELLED_GRACE if ending else None,
+                )
+            except StaleRevision:
+                if if_match is not None or expected is not None:
+                    raise RevisionConflict(
+                        "The plan changed while this was being recorded: retry."
+                    ) from None
+                continue
+            stored = next(
+                e
+                for e in self.store.list_events(organisation, plan_id)
+                if e.revision == new_record.revision
+            )
+            return Recorded(decision, stored, new_record)
+        raise RevisionConflict("The plan is being changed by others: retry.")
+
+    def events(self, organisation: str, plan_id: str, kind: str | None = None) -> list[EventRecord]:
+        self.get_plan(organisation, plan_id)
+        return self.store.list_events(organisation, plan_id, kind=kind)
+
+    def revisions(self, organisation: str, plan_id: str) -> list[RevisionRecord]:
+        self.get_plan(organisation, plan_id)
+        return self.store.list_revisions(organisation, plan_id)
+
+    # ---------------------------------------------------------------- feeds
+
+    def rotate_feed(self, organisation: str, plan_id: str, key_id: int | None = None) -> PlanRecord:
+        """New feed tokens: the old URLs answer 404 from now on."""
+        return self._feed_change(
+            organisation,
+            plan_id,
+            key_id,
+            reason="Feed token rotated.",
+            tokens=lambda r: (
+                self.new_token(),
+                self.new_token() if r.settings.get("busy") else None,
+            ),
+        )
+
+    def revoke_feed(self, organisation: str, plan_id: str, key_id: int | None = None) -> PlanRecord:
+        """No URL serves the plan's calendars until a token is made again."""
+        return self._feed_change(
+            organisation, plan_id, key_id, reason="Feed revoked.", tokens=lambda r: (None, None)
+        )
+
+    def configure_feed(
+        self,
+        organisation: str,
+        plan_id: str,
+        settings: Mapping[str, Any],
+        key_id: int | None = None,
+    ) -> PlanRecord:
+        """Change what the calendars show; a busy feed gets its own token when enabled."""
+
+        def tokens(record: PlanRecord) -> tuple[str | None, str | None]:
+            busy = record.busy_token or self.new_token() if settings.get("busy") else None
+            return record.feed_token, busy
+
+        return self._feed_change(
+            organisation,
+            plan_id,
+            key_id,
+            reason="Feed settings changed.",
+            tokens=tokens,
+            settings=dict(settings),
+        )
+
+    def _feed_change(
+        self,
+        organisation: str,
+        plan_id: str,
+        key_id: int | None,
+        *,
+        reason: str,
+        tokens: Callable[[PlanRecord], tuple[str | None, str | None]],
+        settings: dict[str, Any] | None = None,
+    ) -> PlanRecord:
+        """Feed changes are revisions too, so they serialise with check-ins and gates."""
+        for _ in range(WRITE_ATTEMPTS):
+            record = self.get_plan(organisation, plan_id)
+            feed_token, busy_token = tokens(record)
+            try:
+                return self._commit(
+                    record,
+                    self.load(record),
+                    kind="feed",
+                    reason=reason,
+                    key_id=key_id,
+                    settings=settings,
+                    feed_token=feed_token,
+                    busy_token=busy_token,
+                    feed_expires_at=record.feed_expires_at,
+                )
+            except StaleRevision:
+                continue
+        raise RevisionConflict("The plan is being changed by others: retry.")
+
+    def _commit(
+        self,
+        record: PlanRecord,
+        plan: Plan,
+        *,
+        kind: str,
+        reason: str,
+        key_id: int | None,
+        event: EventRecord | None = None,
+        settings: dict[str, Any] | None = None,
+        feed_token: str | None | object = ...,
+        busy_token: str | None | object = ...,
+        feed_expires_at: datetime | None = None,
+    ) -> PlanRecord:
+        """Render the next revision once and store it, if the plan is still at
+        ``record.revision`` (else :class:`StaleRevision`)."""
+        now = self.clock()
+        plan = replace(plan, revision=record.revision + 1, updated_at=now)
+        new_record = render_record(
+            plan,
+            record.organisation,
+            settings=record.settings if settings is None else settings,
+            snapshot=record.protocol_snapshot,
+            feed_token=record.feed_token if feed_token is ... else feed_token,  # type: ignore[arg-type]
+            busy_token=record.busy_token if busy_token is ... else busy_token,  # type: ignore[arg-type]
+            last_modified=max(record.last_modified or now, now),
+            feed_expires_at=feed_expires_at,
+            confirmed_at=record.confirmed_at,
+        )
+        self.store.update_plan(
+            new_record,
+            expected_revision=record.revision,
+            revision=RevisionRecord(
+                plan_id=record.id,
+                revision=new_record.revision,
+                created_at=now,
+                key_id=key_id,
+                kind=kind,
+                reason=reason,
+                document=new_record.document,
+            ),
+            event=event,
+        )
+        return new_record
+
+    def feed(self, token: str) -> tuple[PlanRecord, str]:
+        """The record behind a feed token and which feed it is (``full``/``busy``).
+
+        Cancelled sessions drop out of the feed once their grace period is over; that
+        re-render happens here, once, on the first request after it.
+        """
+        found = self.store.get_plan_by_feed_token_hash(token_hash(token))
+        if found is None:
+            raise FeedNotFound("No such feed.")
+        record, kind = found
+        stored = record.feed_token if kind == "full" else record.busy_token
+        if stored is None or not secrets.compare_digest(stored.encode(), token.encode()):
+            raise FeedNotFound("No such feed.")
+        now = self.clock()
+        if record.feed_expires_at is not None and now >= record.feed_expires_at:
+            plan = self.load(record)
+            rendered = render_record(
+                plan,
+                record.organisation,
+                settings=record.settings,
+                snapshot=record.protocol_snapshot,
+                feed_token=record.feed_token,
+                busy_token=record.busy_token,
+                last_modified=max(record.last_modified or now, now),
+                show_cancelled=False,
+                confirmed_at=record.confirmed_at,
+            )
+            self.store.set_plan_fields(
+                record.organisation,
+                record.id,
+                expected_revision=record.revision,
+                ics=rendered.ics,
+                etag=rendered.etag,
+                busy_ics=rendered.busy_ics,
+                busy_etag=rendered.busy_etag,
+                last_modified=rendered.last_modified,
+                feed_expires_at=None,
+            )
+            record = self.store.get_plan(record.organisation, record.id) or record
+        return record, kind
+
+
+# ----------------------------------------------------------------------------- rendering
+
+
+def feed_options(
+    settings: Mapping[str, Any], *, show_cancelled: bool = True
+) -> to_ical.FeedOptions:
+    return to_ical.FeedOptions(
+        detail=settings.get("detail", "activity"),
+        reminder_minutes=settings.get("reminder_minutes"),
+        show_cancelled=show_cancelled,
+    )
+
+
+def render_record(
+    plan: Plan,
+    organisation: str,
+    *,
+    settings: Mapping[str, Any],
+    snapshot: Mapping[str, Any],
+    feed_token: str | None,
+    busy_token: str | None,
+    last_modified: datetime,
+    feed_expires_at: datetime | None = None,
+    show_cancelled: bool = True,
+    confirmed_at: datetime | None = None,
+) -> PlanRecord:
     """Render the revision once — JSON and iCalendar bytes — so reads serve bytes."""
-    ics = to_ical.render(plan)
+    options = feed_options(settings, show_cancelled=show_cancelled)
+    ics = to_ical.render(plan, options)
+    busy_ics = to_ical.render(plan, replace(options, busy=True)) if busy_token else None
     return PlanRecord(
         id=plan.id,
         organisation=organisation,
@@ -126,22 +618,59 @@ def render_record(plan: Plan, organisation: str) -> PlanRecord:
         document=to_json.dumps(to_json.render(plan)),
         ics=ics,
         etag=strong_etag(ics),
+        feed_token=feed_token,
+        feed_token_hash=token_hash(feed_token) if feed_token else None,
+        busy_token=busy_token,
+        busy_token_hash=token_hash(busy_token) if busy_token else None,
+        busy_ics=busy_ics,
+        busy_etag=strong_etag(busy_ics) if busy_ics else None,
+        last_modified=last_modified,
+        feed_expires_at=feed_expires_at,
+        settings=dict(settings),
+        protocol_snapshot=dict(snapshot),
+        confirmed_at=confirmed_at,
     )
 
 
-def request_document(plan: Plan) -> dict[str, Any]:
-    """The normalised input, kept so a plan can be re-made or revised later."""
-    return _REQUEST_SCHEMA.dump(plan)
+def plan_links(record: PlanRecord) -> dict[str, Any]:
+    """Where the plan lives; feed URLs only while their tokens exist."""
+    return {
+        "self": f"/v1/plans/{record.id}",
+        "ical": f"/v1/plans/{record.id}.ics",
+        "feed": f"/feeds/{record.feed_token}.ics" if record.feed_token else None,
+        "busy_feed": f"/feeds/{record.busy_token}.ics" if record.busy_token else None,
+        "page": f"/p/{record.feed_token}" if record.feed_token else None,
+    }
 
 
-_REQUEST_SCHEMA = PlanSchema(
-    only=(
-        "diagnosis_date",
-        "start_date",
-        "timezone",
-        "athlete",
-        "injury",
-        "risk_factors",
-        "schedule",
-    )
-)
+def served_document(record: PlanRecord) -> bytes:
+    """The plan JSON as served: stored bytes plus current feed settings and links."""
+    settings = FeedSettingsSchema().dump(record.settings or FeedSettingsSchema().load({}))
+    return to_json.finish(record.document, settings, plan_links(record))
+
+
+def served_etag(record: PlanRecord) -> str:
+    return strong_etag(served_document(record))
+
+
+def etag_matches(header: str, etag: str) -> bool:
+    """``If-Match``: ``*`` or a list of strong ETags, one of which is current."""
+    candidates = [part.strip() for part in header.split(",")]
+    return "*" in candidates or etag in candidates
+
+
+__all__ = [
+    "FeedNotFound",
+    "PlanNotFound",
+    "Planner",
+    "PreconditionFailed",
+    "Recorded",
+    "RevisionConflict",
+    "ValidationError",
+    "build_plan",
+    "flatten_errors",
+    "plan_request",
+    "render_record",
+    "served_document",
+    "utcnow",
+]

@@ -26,15 +26,16 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 
-from icalendar import Calendar, Event, vDuration
+from icalendar import Alarm, Calendar, Event, vDuration
 
-from planner.domain.model import Phase, Plan, Session, SessionKind, Step
+from planner.domain.model import Phase, Plan, Session, SessionKind, SessionStatus, Step
 from planner.domain.scheduling import UID_DOMAIN, UID_NAMESPACE
 
-__all__ = ["DIAGNOSIS_WORDS", "PRODID", "names_diagnosis", "render"]
+__all__ = ["DIAGNOSIS_WORDS", "PRODID", "FeedOptions", "names_diagnosis", "render"]
 
 PRODID = "-//stride-back//Return-to-run planner//EN"
 CALENDAR_NAME = "Return to running"
@@ -68,11 +69,33 @@ _KIND_TITLES: dict[SessionKind, str] = {
 _LOADING_KINDS = frozenset({SessionKind.WALK, SessionKind.RUN_WALK, SessionKind.RUN})
 
 
-def render(plan: Plan) -> bytes:
+@dataclass(frozen=True, slots=True)
+class FeedOptions:
+    """How much the calendar may say, chosen per plan (design.md §5, privacy).
+
+    ``detail``: ``activity`` (default) names the activity, never the diagnosis;
+    ``full`` keeps every protocol text. ``busy``: the work-calendar view — every
+    session is just "Training", with no description and no phase events.
+    ``reminder_minutes``: a display alarm that long before each timed session.
+    ``show_cancelled``: keep cancelled sessions as ``STATUS:CANCELLED`` (so
+    subscribed calendars update them in place) rather than leaving them out.
+    """
+
+    detail: str = "activity"
+    busy: bool = False
+    reminder_minutes: int | None = None
+    show_cancelled: bool = True
+
+
+BUSY_TITLE = "Training"
+
+
+def render(plan: Plan, options: FeedOptions | None = None) -> bytes:
     """The plan as iCalendar bytes (UTF-8, CRLF, folded): same plan, same bytes."""
+    options = options or FeedOptions()
     calendar = Calendar.new(
         prodid=PRODID,
-        name=CALENDAR_NAME,
+        name=BUSY_TITLE if options.busy else CALENDAR_NAME,
         description=CALENDAR_DESCRIPTION,
         method="PUBLISH",
         calscale="GREGORIAN",
@@ -83,20 +106,27 @@ def render(plan: Plan) -> bytes:
     calendar["REFRESH-INTERVAL"].params["VALUE"] = "DURATION"
     calendar.add("X-PUBLISHED-TTL", vDuration(REFRESH))
 
-    stamp = _utc(plan.updated_at)
     created = _utc(plan.created_at)
-    for number, phase in enumerate(plan.phases, start=1):
-        calendar.add_component(_phase_event(plan, phase, number, stamp, created))
+    if not options.busy:
+        for number, phase in enumerate(plan.phases, start=1):
+            calendar.add_component(_phase_event(plan, phase, number, created, options))
     for session in plan.sessions:
-        calendar.add_component(_session_event(plan, session, stamp, created))
+        if session.status is SessionStatus.CANCELLED and not options.show_cancelled:
+            continue
+        calendar.add_component(_session_event(plan, session, created, options))
     return calendar.to_ical()
 
 
 # --------------------------------------------------------------------------- events
 
 
-def _session_event(plan: Plan, session: Session, stamp: datetime, created: datetime) -> Event:
-    """A session's VEVENT: timed in UTC when it has a start, otherwise all-day."""
+def _session_event(plan: Plan, session: Session, created: datetime, options: FeedOptions) -> Event:
+    """A session's VEVENT: timed in UTC when it has a start, otherwise all-day.
+
+    DTSTAMP and LAST-MODIFIED are when *this session* last changed, so an event that
+    did not change between revisions is byte-identical and clients leave it alone.
+    """
+    stamp = _utc(session.modified_at) if session.modified_at else created
     start: date | datetime
     end: date | datetime
     if session.start is not None:
@@ -110,34 +140,52 @@ def _session_event(plan: Plan, session: Session, stamp: datetime, created: datet
     else:
         start, end = session.date, session.date + timedelta(days=1)
         transparency = "TRANSPARENT"
-    return Event.new(
+    cancelled = session.status is SessionStatus.CANCELLED
+    if options.busy:
+        summary, description = BUSY_TITLE, None
+    elif options.detail == "full":
+        summary, description = session.title, session_description(plan, session, full=True)
+    else:
+        summary = _safe_title(session.title, _KIND_TITLES[session.kind])
+        description = session_description(plan, session)
+    event = Event.new(
         uid=session.uid,
         stamp=stamp,
         created=created,
         last_modified=stamp,
         sequence=session.sequence,
-        summary=_safe_title(session.title, _KIND_TITLES[session.kind]),
-        description=session_description(plan, session),
+        summary=summary,
+        description=description,
         start=start,
         end=end,
-        categories=[session.kind.value],
-        status="CONFIRMED",
+        categories=None if options.busy else [session.kind.value],
+        status="CANCELLED" if cancelled else "CONFIRMED",
         transparency=transparency,
     )
+    if options.reminder_minutes and session.start is not None and not cancelled:
+        alarm = Alarm()
+        alarm.add("ACTION", "DISPLAY")
+        alarm.add("DESCRIPTION", summary)
+        alarm.add("TRIGGER", timedelta(minutes=-options.reminder_minutes))
+        event.add_component(alarm)
+    return event
 
 
 def _phase_event(
-    plan: Plan, phase: Phase, number: int, stamp: datetime, created: datetime
+    plan: Plan, phase: Phase, number: int, created: datetime, options: FeedOptions
 ) -> Event:
     """An all-day, free-time event spanning the phase, so the runner sees the stage."""
+    stamp = _utc(phase.modified_at) if phase.modified_at else created
+    full = options.detail == "full"
+    title = phase.title if full else _phase_title(phase)
     return Event.new(
         uid=_uid(plan.id, f"phase/{phase.key}"),
         stamp=stamp,
         created=created,
         last_modified=stamp,
-        sequence=0,
-        summary=f"Phase {number} of {len(plan.phases)}: {_phase_title(phase)}",
-        description=phase_description(plan, phase, number),
+        sequence=phase.sequence,
+        summary=f"Phase {number} of {len(plan.phases)}: {title}",
+        description=phase_description(plan, phase, number, full=full),
         start=phase.start_date,
         end=phase.end_date + timedelta(days=1),
         categories=["phase"],
@@ -149,9 +197,10 @@ def _phase_event(
 # --------------------------------------------------------------------------- texts
 
 
-def session_description(plan: Plan, session: Session) -> str:
+def session_description(plan: Plan, session: Session, *, full: bool = False) -> str:
     """What to do, what the clinician checks and when to stop, in plain text."""
     return _describe(
+        full,
         session.kind,
         session.notes,
         session.steps,
@@ -164,6 +213,7 @@ def session_description(plan: Plan, session: Session) -> str:
 
 @lru_cache(maxsize=1024)
 def _describe(
+    full: bool,
     kind: SessionKind,
     notes: str,
     steps: tuple[Step, ...],
@@ -173,8 +223,9 @@ def _describe(
     pain_rules: tuple[str, ...],
 ) -> str:
     """Cached because a plan repeats the same few session contents many times."""
+    clean = _keep if full else _clean
     blocks: list[str] = []
-    notes = " ".join(_clean([notes]))
+    notes = " ".join(clean([notes]))
     if notes:
         blocks.append(notes)
     if steps:
@@ -182,22 +233,40 @@ def _describe(
     elif duration_min and kind is not SessionKind.REVIEW:
         blocks.append(f"About {duration_min} min.")
     if kind is SessionKind.REVIEW:
-        blocks.append(_bullets("Checklist:", _clean(criteria)))
+        blocks.append(_bullets("Checklist:", clean(criteria)))
     if kind in _LOADING_KINDS:
-        blocks.append(_bullets("If it hurts:", _clean(pain_rules)))
+        blocks.append(_bullets("If it hurts:", clean(pain_rules)))
     blocks.append(DISCLAIMER)
     return "\n\n".join(block for block in blocks if block)
 
 
-def phase_description(plan: Plan, phase: Phase, number: int) -> str:
+def injury_summary(plan: Plan) -> str:
+    """The diagnosis in words — only for plans that opted in to full detail."""
+    injury = plan.request.injury
+    words = [injury.site.value.replace("_", " "), "bone stress injury"]
+    if injury.type is not None:
+        words.insert(0, f"{injury.type.value}-side")
+    if injury.laterality is not None:
+        words.append(f"({injury.laterality.value})")
+    text = " ".join(words)
+    if injury.fracture_line_pct:
+        text += f", fracture line {injury.fracture_line_pct}% of the width"
+    elif injury.fracture_line:
+        text += ", fracture line on MRI"
+    return text[:1].upper() + text[1:] + "."
+
+
+def phase_description(plan: Plan, phase: Phase, number: int, *, full: bool = False) -> str:
     """The phase's goals, the criteria to move on and how to go about it."""
+    clean = _keep if full else _clean
     last = phase.end_date.isoformat()
     blocks = [
         f"Phase {number} of {len(plan.phases)}, {phase.start_date.isoformat()} to {last} "
         "(projected).",
-        _bullets("Goals:", _clean(phase.goals)),
-        _bullets("Move on when:", _clean(phase.advance_criteria)),
-        _bullets("How:", _clean(phase.guidance)),
+        injury_summary(plan) if full else "",
+        _bullets("Goals:", clean(phase.goals)),
+        _bullets("Move on when:", clean(phase.advance_criteria)),
+        _bullets("How:", clean(phase.guidance)),
         DISCLAIMER,
     ]
     return "\n\n".join(block for block in blocks if block)
@@ -242,6 +311,11 @@ def _clean(texts: Iterable[str]) -> list[str]:
         if cleaned:
             kept.append(cleaned)
     return kept
+
+
+def _keep(texts: Iterable[str]) -> list[str]:
+    """Full detail: every text as written (the plan opted in to naming the diagnosis)."""
+    return [text for text in texts if text]
 
 
 def _strip_naming_parentheses(sentence: str) -> str:

@@ -13,10 +13,13 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate, valida
 from planner.domain.model import (
     FractureSide,
     Laterality,
+    Outcome,
     Pathway,
     PlanStatus,
+    RedFlag,
     RiskFactor,
     SessionKind,
+    SessionStatus,
     Severity,
     Site,
     Triage,
@@ -89,6 +92,27 @@ class ScheduleInputSchema(StrictSchema):
     )
 
 
+class FeedSettingsSchema(StrictSchema):
+    detail = fields.String(
+        load_default="activity",
+        validate=validate.OneOf(["activity", "full"]),
+        metadata={
+            "description": "activity (default): titles and descriptions name the activity, "
+            "never the diagnosis; full: every protocol text as written."
+        },
+    )
+    reminder_minutes = fields.Integer(
+        allow_none=True,
+        load_default=None,
+        validate=validate.Range(min=1, max=1440),
+        metadata={"description": "A reminder (VALARM) this long before each timed session."},
+    )
+    busy = fields.Boolean(
+        load_default=False,
+        metadata={"description": "Also publish a 'busy' feed: titles 'Training', no details."},
+    )
+
+
 class PlanCreateSchema(StrictSchema):
     diagnosis_date = fields.Date(required=True)
     start_date = fields.Date(
@@ -103,6 +127,7 @@ class PlanCreateSchema(StrictSchema):
     injury = fields.Nested(InjuryInputSchema, required=True)
     risk_factors = fields.List(_enum(RiskFactor), load_default=list)
     schedule = fields.Nested(ScheduleInputSchema, load_default=dict)
+    feed = fields.Nested(FeedSettingsSchema, load_default=lambda: FeedSettingsSchema().load({}))
 
     @validates_schema
     def unique_lists(self, data: dict[str, Any], **_: Any) -> None:
@@ -197,7 +222,10 @@ class SessionSchema(Schema):
     level = fields.Integer(allow_none=True)
     notes = fields.String(required=True)
     criteria = fields.List(fields.String(), required=True)
-    sequence = fields.Integer(required=True)
+    sequence = fields.Integer(
+        required=True, metadata={"description": "iCalendar SEQUENCE: rises when it changes."}
+    )
+    status = _enum(SessionStatus, required=True)
 
 
 class AlertSchema(Schema):
@@ -210,6 +238,37 @@ class AlertSchema(Schema):
 class PlanLinksSchema(Schema):
     self = fields.String(required=True)
     ical = fields.String(required=True)
+    feed = fields.String(
+        allow_none=True, metadata={"description": "Calendar feed to subscribe to (no key)."}
+    )
+    busy_feed = fields.String(allow_none=True)
+    page = fields.String(allow_none=True, metadata={"description": "The runner's page."})
+
+
+class GateOutSchema(Schema):
+    phase = fields.String(required=True)
+    met = fields.Boolean(required=True)
+    date = fields.Date(required=True, attribute="on")
+    criteria = fields.List(fields.String(), required=True)
+    extend_days = fields.Integer(required=True)
+    notes = fields.String(required=True)
+
+
+class LevelStateSchema(Schema):
+    template = fields.String(required=True)
+    level = fields.Integer(required=True, metadata={"description": "0-based level index."})
+    counted = fields.Integer(required=True)
+
+
+class ProgressSchema(Schema):
+    """What has been recorded: gates, level states, rest and stop dates."""
+
+    horizon = fields.Date(allow_none=True, required=True)
+    gates = fields.List(fields.Nested(GateOutSchema), required=True)
+    levels = fields.List(fields.Nested(LevelStateSchema), required=True, attribute="templates")
+    rest_until = fields.Date(allow_none=True, required=True)
+    stopped_on = fields.Date(allow_none=True, required=True)
+    cancelled_on = fields.Date(allow_none=True, required=True)
 
 
 DISCLAIMER = (
@@ -249,6 +308,8 @@ class PlanSchema(Schema):
         required=True,
         metadata={"description": "Date of the first running session."},
     )
+    progress = fields.Nested(ProgressSchema, required=True)
+    feed = fields.Nested(FeedSettingsSchema, required=True, dump_only=True)
     disclaimer = fields.Constant(DISCLAIMER, required=True)
     links = fields.Nested(PlanLinksSchema, required=True, dump_only=True)
 
@@ -284,6 +345,104 @@ class PlanPageSchema(Schema):
     page_size = fields.Integer(required=True)
     total = fields.Integer(required=True)
     links = fields.Nested(PageLinksSchema, required=True)
+
+
+# ----------------------------------------------------------------------------- progress
+
+
+class ExpectedRevisionMixin(StrictSchema):
+    revision = fields.Integer(
+        validate=validate.Range(min=1),
+        metadata={"description": "The revision you saw; a newer one makes this a 409."},
+    )
+
+
+class CheckInCreateSchema(ExpectedRevisionMixin):
+    session_uid = fields.String(validate=validate.Length(min=1, max=200))
+    date = fields.Date(metadata={"description": "Instead of session_uid: the session's date."})
+    completed = fields.Boolean(load_default=True)
+    pain_during = fields.Integer(load_default=0, validate=validate.Range(min=0, max=10))
+    pain_after = fields.Integer(load_default=0, validate=validate.Range(min=0, max=10))
+    pain_next_morning = fields.Integer(load_default=0, validate=validate.Range(min=0, max=10))
+    pain_building = fields.Boolean(load_default=False)
+    gait_changed = fields.Boolean(load_default=False)
+    morning_stiffness = fields.Boolean(load_default=False)
+    red_flags = fields.List(_enum(RedFlag), load_default=list)
+    notes = fields.String(load_default="", validate=validate.Length(max=2000))
+
+    @validates_schema
+    def names_a_session(self, data: dict[str, Any], **_: Any) -> None:
+        if not data.get("session_uid") and not data.get("date"):
+            raise ValidationError("Give session_uid or date.", "session_uid")
+
+
+class GateCreateSchema(ExpectedRevisionMixin):
+    met = fields.Boolean(required=True)
+    date = fields.Date(metadata={"description": "Day of the decision; defaults to today."})
+    criteria = fields.List(
+        fields.String(validate=validate.Length(min=1, max=500)), load_default=list
+    )
+    extend_days = fields.Integer(load_default=7, validate=validate.Range(min=1, max=56))
+    notes = fields.String(load_default="", validate=validate.Length(max=2000))
+
+
+class CancelSchema(ExpectedRevisionMixin):
+    reason = fields.String(load_default="", validate=validate.Length(max=2000))
+
+
+class DecisionSchema(Schema):
+    outcome = _enum(Outcome, allow_none=True, required=True)
+    reason = fields.String(required=True)
+    session_uid = fields.String(allow_none=True, required=True)
+
+
+class EventOutSchema(Schema):
+    seq = fields.Integer(required=True)
+    kind = fields.String(required=True)
+    date = fields.Date(required=True, attribute="today")
+    recorded_at = fields.DateTime(required=True)
+    key = fields.String(allow_none=True, required=True)
+    revision = fields.Integer(required=True)
+    payload = fields.Dict(required=True)
+    decision = fields.Nested(DecisionSchema, allow_none=True, required=True)
+
+
+class EventListSchema(Schema):
+    items = fields.List(fields.Nested(EventOutSchema), required=True)
+
+
+class RecordedSchema(Schema):
+    """The answer to a check-in, gate or cancellation: the decision and the new plan."""
+
+    decision = fields.Nested(DecisionSchema, required=True)
+    event = fields.Nested(EventOutSchema, required=True)
+    plan = fields.Nested(PlanSchema, required=True)
+
+
+class RevisionOutSchema(Schema):
+    revision = fields.Integer(required=True)
+    created_at = fields.DateTime(required=True)
+    kind = fields.String(required=True)
+    reason = fields.String(required=True)
+    key = fields.String(allow_none=True, required=True, metadata={"description": "Key name."})
+    links = fields.Dict(keys=fields.String(), values=fields.String(), required=True)
+
+
+class RevisionListSchema(Schema):
+    items = fields.List(fields.Nested(RevisionOutSchema), required=True)
+
+
+class RevisionArgsSchema(StrictSchema):
+    revision = fields.Integer(validate=validate.Range(min=1))
+
+
+class FeedLinksSchema(Schema):
+    feed = fields.String(allow_none=True, required=True)
+    webcal = fields.String(allow_none=True, required=True)
+    google = fields.String(allow_none=True, required=True)
+    busy_feed = fields.String(allow_none=True, required=True)
+    page = fields.String(allow_none=True, required=True)
+    settings = fields.Nested(FeedSettingsSchema, required=True)
 
 
 # ----------------------------------------------------------------------------- protocols

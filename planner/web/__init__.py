@@ -16,7 +16,7 @@ from flask import Flask
 from planner.catalog import load_catalog, protocol_dirs
 from planner.services import Planner
 from planner.store import Store, default_database_url
-from planner.web import health, plans, protocols
+from planner.web import feeds, health, plans, progress, protocols
 from planner.web.api import Api
 from planner.web.auth import BEARER_SCHEME
 from planner.web.config import DEFAULTS
@@ -45,6 +45,13 @@ def create_app(config: Mapping[str, Any] | None = None, *, store: Store | None =
     register_error_handlers(app)
     api = Api(app)
     api.spec.components.security_scheme("bearerAuth", BEARER_SCHEME)
-    for blueprint in (plans.blp, protocols.blp, health.blp):
+    for blueprint in (
+        plans.blp,
+        progress.blp,
+        feeds.admin,
+        protocols.blp,
+        feeds.blp,
+        health.blp,
+    ):
         api.register_blueprint(blueprint)
     return app

@@ -23,6 +23,12 @@ STATUS_FOR_CODE = {
     "no_matching_protocol": 422,
     "unknown_protocol": 404,
     "plan_not_found": 404,
+    "feed_not_found": 404,
+    "invalid_event": 422,
+    "event_conflict": 409,
+    "plan_not_active": 409,
+    "revision_conflict": 409,
+    "precondition_failed": 412,
 }
 
 TITLES = {
@@ -30,6 +36,8 @@ TITLES = {
     401: "Authentication required",
     404: "Not found",
     405: "Method not allowed",
+    409: "Conflict",
+    412: "Precondition failed",
     413: "Request too large",
     415: "Unsupported media type",
     422: "Invalid request",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import Response, current_app, jsonify, request, url_for
+from flask import Response, jsonify, request, url_for
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -14,11 +14,20 @@ from planner.schemas.api import (
     PlanCreateSchema,
     PlanPageSchema,
     PlanSchema,
+    RevisionArgsSchema,
 )
-from planner.services import Planner
+from planner.services import plan_links
 from planner.store import PlanRecord
 from planner.web.api import errors
 from planner.web.auth import current_organisation, protect
+from planner.web.common import (
+    ICAL_MIME,
+    JSON_MIME,
+    bytes_response,
+    current_key_id,
+    plan_response,
+    planner,
+)
 
 blp = protect(
     Blueprint(
@@ -28,19 +37,6 @@ blp = protect(
         description="Dated return-to-run plans made from an injury classification.",
     )
 )
-
-ICAL_MIME = "text/calendar"
-
-
-def planner() -> Planner:
-    return current_app.extensions["planner"]["planner"]
-
-
-def _bytes_response(body: bytes, mimetype: str, status: int = 200) -> Response:
-    response = Response(body, status=status, mimetype=mimetype)
-    if mimetype == ICAL_MIME:
-        response.headers["Content-Type"] = "text/calendar; charset=utf-8"
-    return response
 
 
 @blp.route("")
@@ -85,39 +81,49 @@ class Plans(MethodView):
         Only `diagnosis_date` and `injury.site` (+ `injury.type` for the femoral neck)
         are required.
         """
-        record = planner().create_plan(current_organisation(), payload)
-        response = _bytes_response(record.document, "application/json", 201)
+        record = planner().create_plan(current_organisation(), payload, current_key_id())
+        response = plan_response(record, 201)
         response.headers["Location"] = url_for("plans.Plan", plan_id=record.id)
         return response
 
 
 @blp.route("/<plan_id>")
 class Plan(MethodView):
+    @blp.arguments(RevisionArgsSchema, location="query")
     @blp.response(200, PlanSchema)
-    @errors(blp, 401, 404)
-    def get(self, plan_id: str) -> Response:
-        """Get a plan
+    @blp.alt_response(304, description="Not modified (If-None-Match)")
+    @errors(blp, 401, 404, 422)
+    def get(self, args: dict[str, Any], plan_id: str) -> Response:
+        """Get a plan, or one of its earlier revisions
 
-        Answers with a strong `ETag` and honours `If-None-Match` (304).
+        Answers with a strong `ETag` (send it back in `If-Match` when recording a
+        check-in or gate) and honours `If-None-Match` (304). `?revision=N` shows
+        revision N as it was.
         """
-        record = planner().get_plan(current_organisation(), plan_id)
-        response = _bytes_response(record.document, "application/json")
-        response.add_etag()
+        organisation = current_organisation()
+        if args.get("revision"):
+            body = planner().revision_document(organisation, plan_id, args["revision"])
+            response = bytes_response(body, JSON_MIME)
+            response.add_etag()
+        else:
+            response = plan_response(planner().get_plan(organisation, plan_id))
         return response.make_conditional(request)
 
 
 @blp.route("/<plan_id>.ics")
 class PlanCalendar(MethodView):
     @blp.response(200, {"type": "string"}, content_type=ICAL_MIME)
+    @blp.alt_response(304, description="Not modified (If-None-Match)")
     @errors(blp, 401, 404)
     def get(self, plan_id: str) -> Response:
         """Download a plan as iCalendar
 
         One event per session (UIDs stable across revisions) and one all-day event per
-        phase. Titles name the activity, never the diagnosis.
+        phase. Titles name the activity, never the diagnosis, unless the plan's feed
+        settings opt in to full detail.
         """
         record = planner().get_plan(current_organisation(), plan_id)
-        response = _bytes_response(record.ics, ICAL_MIME)
+        response = bytes_response(record.ics, ICAL_MIME)
         response.set_etag(record.etag.strip('"'))
         response.headers["Content-Disposition"] = f'attachment; filename="plan-{record.id}.ics"'
         return response.make_conditional(request)
@@ -126,6 +132,7 @@ class PlanCalendar(MethodView):
 def summary(record: PlanRecord) -> dict[str, Any]:
     """A list entry, from the stored document (no re-planning on reads)."""
     document = json.loads(record.document)
+    document["links"] = plan_links(record)
     protocol = document["protocol"]
     return {
         "protocol": {

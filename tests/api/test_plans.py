@@ -65,10 +65,12 @@ def test_create_plan_answers_201_with_location_and_a_complete_plan(
     assert plan["expected_return_to_run_date"] == next(
         s["date"] for s in plan["sessions"] if s["kind"] in ("run_walk", "run")
     )
-    assert plan["links"] == {
-        "self": f"/v1/plans/{plan['id']}",
-        "ical": f"/v1/plans/{plan['id']}.ics",
-    }
+    links = plan["links"]
+    assert links["self"] == f"/v1/plans/{plan['id']}"
+    assert links["ical"] == f"/v1/plans/{plan['id']}.ics"
+    assert links["feed"].startswith("/feeds/") and links["feed"].endswith(".ics")
+    assert links["page"].startswith("/p/") and links["busy_feed"] is None
+    assert plan["feed"] == {"detail": "activity", "reminder_minutes": None, "busy": False}
     first_run = next(s for s in plan["sessions"] if s["kind"] == "run_walk")
     assert first_run["start"].startswith(first_run["date"] + "T07:00:00")
     assert first_run["steps"] == [

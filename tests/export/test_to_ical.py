@@ -242,14 +242,21 @@ def test_same_plan_same_bytes(plan: Plan, data: bytes) -> None:
 
 
 def test_timestamps_come_from_the_plan_not_the_clock(plan: Plan) -> None:
+    """DTSTAMP/LAST-MODIFIED are when each event last changed: an unchanged event keeps
+    the plan's creation time, a changed one carries its own modification time."""
     updated = datetime(2027, 1, 2, 3, 4, 5, tzinfo=ZoneInfo("Europe/Berlin"))
-    revised = replace(plan, revision=2, updated_at=updated)
-    calendar = parse(render(revised))
-    for event in calendar.events:
-        assert event["DTSTAMP"].dt == updated
-        assert event["LAST-MODIFIED"].dt == updated
+    changed = plan.sessions[3]
+    sessions = list(plan.sessions)
+    sessions[3] = replace(changed, sequence=1, modified_at=updated)
+    revised = replace(plan, revision=2, updated_at=updated, sessions=tuple(sessions))
+    events = events_by_uid(parse(render(revised)))
+    for uid, event in events.items():
+        expected = updated if uid == changed.uid else CREATED
+        assert event["DTSTAMP"].dt == expected
+        assert event["LAST-MODIFIED"].dt == expected
         assert event["CREATED"].dt == CREATED
-        assert event["DTSTAMP"].to_ical() == b"20270102T020405Z"
+    assert events[changed.uid]["DTSTAMP"].to_ical() == b"20270102T020405Z"
+    assert events[changed.uid]["SEQUENCE"] == 1
     assert render(revised) == render(revised)
 
 

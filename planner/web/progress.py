@@ -1,0 +1,169 @@
+"""Progress on a plan: check-ins, phase gates, cancellation and the revision history."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, jsonify, request, url_for
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from planner.export import to_json
+from planner.schemas.api import (
+    CancelSchema,
+    CheckInCreateSchema,
+    EventListSchema,
+    GateCreateSchema,
+    RecordedSchema,
+    RevisionListSchema,
+)
+from planner.services import Recorded, served_document
+from planner.store import EventRecord, strong_etag
+from planner.web.api import errors
+from planner.web.auth import current_organisation, protect
+from planner.web.common import current_key_id, planner
+
+blp = protect(
+    Blueprint(
+        "progress",
+        __name__,
+        url_prefix="/v1/plans",
+        description=(
+            "Record how sessions went and what the clinician decided; the plan is "
+            "revised (criteria-gated, pain rules of the protocol) and every revision kept."
+        ),
+    )
+)
+
+IF_MATCH = {
+    "name": "If-Match",
+    "in": "header",
+    "required": False,
+    "description": "The plan's ETag as you read it; a newer plan makes this a 412.",
+    "schema": {"type": "string"},
+}
+
+
+def _recorded(result: Recorded) -> Response:
+    """Decision, event and the revised plan; the plan bytes are spliced in as served."""
+    plan = served_document(result.record)
+    head = to_json.dumps({"decision": result.event.decision or {}, "event": _event(result.event)})
+    response = Response(head[:-1] + b',"plan":' + plan + b"}", 201, mimetype="application/json")
+    response.headers["Location"] = url_for("plans.Plan", plan_id=result.record.id)
+    response.set_etag(strong_etag(plan).strip('"'))
+    return response
+
+
+def _event(record: EventRecord) -> dict[str, Any]:
+    """An event as ``EventOutSchema`` documents it (its decision is stored dumped)."""
+    keys = {k.id: k.name for k in planner().store.list_keys()} if record.key_id else {}
+    return {
+        "seq": record.seq,
+        "kind": record.kind,
+        "date": record.today.isoformat(),
+        "recorded_at": record.recorded_at.isoformat(),
+        "key": keys.get(record.key_id) if record.key_id else None,
+        "revision": record.revision,
+        "payload": record.payload,
+        "decision": record.decision,
+    }
+
+
+@blp.route("/<plan_id>/check-ins")
+class CheckIns(MethodView):
+    @blp.arguments(CheckInCreateSchema)
+    @blp.response(201, RecordedSchema)
+    @blp.doc(parameters=[IF_MATCH])
+    @errors(blp, 400, 401, 404, 409, 412, 413, 415, 422)
+    def post(self, payload: dict[str, Any], plan_id: str) -> Response:
+        """Record how a session went
+
+        Pain-free sessions count toward the level; pain ≤ 2/10 that settles or
+        next-morning stiffness repeats the level; pain ≥ 3/10, building pain or a
+        changed gait goes back one level after a rest day; any red flag stops the plan
+        and refers the runner (`cannot_bear_weight`: emergency care). Answers with the
+        decision, the reason and the revised plan.
+        """
+        result = planner().check_in(
+            current_organisation(),
+            plan_id,
+            payload,
+            key_id=current_key_id(),
+            if_match=request.headers.get("If-Match"),
+        )
+        return _recorded(result)
+
+    @blp.response(200, EventListSchema)
+    @errors(blp, 401, 404)
+    def get(self, plan_id: str) -> Response:
+        """List the plan's check-ins with their decisions, oldest first"""
+        events = planner().events(current_organisation(), plan_id, kind="check_in")
+        return jsonify({"items": [_event(e) for e in events]})
+
+
+@blp.route("/<plan_id>/phases/<phase_key>/gate")
+class PhaseGate(MethodView):
+    @blp.arguments(GateCreateSchema)
+    @blp.response(201, RecordedSchema)
+    @blp.doc(parameters=[IF_MATCH])
+    @errors(blp, 400, 401, 404, 409, 412, 413, 415, 422)
+    def post(self, payload: dict[str, Any], plan_id: str, phase_key: str) -> Response:
+        """Record a clinician's decision on a phase's exit criteria
+
+        `met: true` starts the next phase the day after `date` (earlier or later than
+        projected); `met: false` extends the phase by `extend_days` (default 7) and
+        schedules a new review at its new end.
+        """
+        result = planner().gate(
+            current_organisation(),
+            plan_id,
+            phase_key,
+            payload,
+            key_id=current_key_id(),
+            if_match=request.headers.get("If-Match"),
+        )
+        return _recorded(result)
+
+
+@blp.route("/<plan_id>/cancel")
+class CancelPlan(MethodView):
+    @blp.arguments(CancelSchema)
+    @blp.response(201, RecordedSchema)
+    @blp.doc(parameters=[IF_MATCH])
+    @errors(blp, 400, 401, 404, 409, 412, 413, 415, 422)
+    def post(self, payload: dict[str, Any], plan_id: str) -> Response:
+        """Cancel a plan
+
+        Its status becomes `cancelled`; future sessions stay in the calendar feed as
+        cancelled events for 14 days, so subscribed calendars update them in place,
+        then drop out.
+        """
+        result = planner().cancel(
+            current_organisation(),
+            plan_id,
+            payload,
+            key_id=current_key_id(),
+            if_match=request.headers.get("If-Match"),
+        )
+        return _recorded(result)
+
+
+@blp.route("/<plan_id>/revisions")
+class Revisions(MethodView):
+    @blp.response(200, RevisionListSchema)
+    @errors(blp, 401, 404)
+    def get(self, plan_id: str) -> Response:
+        """List every revision of the plan: when, by which key, and why"""
+        names = {k.id: k.name for k in planner().store.list_keys()}
+        items = [
+            {
+                "revision": r.revision,
+                "created_at": r.created_at.isoformat(),
+                "kind": r.kind,
+                "reason": r.reason,
+                "key": names.get(r.key_id) if r.key_id else None,
+                "links": {"self": f"/v1/plans/{plan_id}?revision={r.revision}"},
+            }
+            for r in planner().revisions(current_organisation(), plan_id)
+        ]
+        return jsonify({"items": items})
