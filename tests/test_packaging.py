@@ -188,3 +188,28 @@ def test_planner_serve_keeps_plans_in_sqlite_across_a_restart(tmp_path: Path) ->
         status, headers, ics = call("GET", base + location + ".ics", key)
         assert status == 200 and ics.startswith(b"BEGIN:VCALENDAR")
         assert headers["Content-Type"] == "text/calendar; charset=utf-8"
+
+
+def test_access_log_never_shows_a_feed_token() -> None:
+    from types import SimpleNamespace
+
+    from planner.web.server import RedactingLogger, redact
+
+    token = "t0kenT0KENt0kenT0KENt0kenT0KENt0kenT0KENabc"
+    assert redact(f"GET /feeds/{token}.ics HTTP/1.1") == "GET /feeds/<redacted> HTTP/1.1"
+    assert redact(f"/p/{token}") == "/p/<redacted>"
+    assert redact("/v1/plans/abc") == "/v1/plans/abc"
+
+    logger = RedactingLogger.__new__(RedactingLogger)
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "RAW_URI": f"/feeds/{token}.ics",
+        "PATH_INFO": f"/feeds/{token}.ics",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "HTTP_REFERER": f"https://example.test/p/{token}",
+    }
+    response = SimpleNamespace(status="200 OK", sent=10, headers=[])
+    elapsed = SimpleNamespace(seconds=0, microseconds=5)
+    logger.cfg = SimpleNamespace(access_log_format="%(r)s")  # type: ignore[attr-defined]
+    atoms = logger.atoms(response, SimpleNamespace(headers=[]), environ, elapsed)
+    assert token not in " ".join(str(v) for v in atoms.values())

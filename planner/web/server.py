@@ -2,11 +2,30 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.glogging import Logger
 
 from planner.web import create_app
+
+#: Feed and page URLs carry a capability token: it must never reach a log file.
+_TOKEN_PATH = re.compile(r"/(feeds|p)/[^/?\s]+")
+
+
+def redact(text: str) -> str:
+    """``/feeds/<token>.ics`` → ``/feeds/<redacted>``; everything else unchanged."""
+    return _TOKEN_PATH.sub(lambda m: f"/{m.group(1)}/<redacted>", text)
+
+
+class RedactingLogger(Logger):  # type: ignore[misc]
+    """gunicorn's access log without feed tokens, in any field a format may use
+    (request line, path, referer, raw environ and header atoms)."""
+
+    def atoms(self, resp, req, environ, request_time):  # type: ignore[no-untyped-def]
+        atoms = super().atoms(resp, req, environ, request_time)
+        return {k: redact(v) if isinstance(v, str) else v for k, v in atoms.items()}
 
 
 class PlannerServer(BaseApplication):  # type: ignore[misc]
@@ -37,5 +56,6 @@ def run(*, host: str, port: int, workers: int, access_log: bool) -> None:
             "errorlog": "-",
             "loglevel": "info",
             "proc_name": "planner",
+            "logger_class": RedactingLogger,
         }
     ).run()
