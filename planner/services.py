@@ -457,6 +457,26 @@ class Planner:
             settings=dict(settings),
         )
 
+    def confirm(self, organisation: str, plan_id: str, key_id: int | None = None) -> PlanRecord:
+        """A clinician confirms the plan: a revision, so it is in the history."""
+        for _ in range(WRITE_ATTEMPTS):
+            record = self.get_plan(organisation, plan_id)
+            if record.confirmed_at is not None:
+                return record
+            try:
+                return self._commit(
+                    record,
+                    self.load(record),
+                    kind="confirm",
+                    reason="Confirmed by a clinician.",
+                    key_id=key_id,
+                    feed_expires_at=record.feed_expires_at,
+                    confirmed_at=self.clock(),
+                )
+            except StaleRevision:
+                continue
+        raise RevisionConflict("The plan is being changed by others: retry.")
+
     def _feed_change(
         self,
         organisation: str,
@@ -500,6 +520,7 @@ class Planner:
         feed_token: str | None | object = ...,
         busy_token: str | None | object = ...,
         feed_expires_at: datetime | None = None,
+        confirmed_at: datetime | None = None,
     ) -> PlanRecord:
         """Render the next revision once and store it, if the plan is still at
         ``record.revision`` (else :class:`StaleRevision`)."""
@@ -514,7 +535,7 @@ class Planner:
             busy_token=record.busy_token if busy_token is ... else busy_token,  # type: ignore[arg-type]
             last_modified=max(record.last_modified or now, now),
             feed_expires_at=feed_expires_at,
-            confirmed_at=record.confirmed_at,
+            confirmed_at=confirmed_at or record.confirmed_at,
         )
         self.store.update_plan(
             new_record,

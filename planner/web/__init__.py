@@ -16,7 +16,7 @@ from flask import Flask
 from planner.catalog import load_catalog, protocol_dirs
 from planner.services import Planner
 from planner.store import Store, default_database_url
-from planner.web import feeds, health, plans, progress, protocols
+from planner.web import feeds, fhir, health, page, plans, progress, protocols
 from planner.web.api import Api
 from planner.web.auth import BEARER_SCHEME
 from planner.web.config import DEFAULTS
@@ -51,6 +51,8 @@ def create_app(config: Mapping[str, Any] | None = None, *, store: Store | None =
         feeds.admin,
         protocols.blp,
         feeds.blp,
+        page.blp,
+        fhir.blp,
         health.blp,
     ):
         api.register_blueprint(blueprint)

@@ -6,10 +6,11 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask, Response, json
+from flask import Flask, Response, has_request_context, json, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from planner.domain.errors import PlannerError
+from planner.export.to_fhir import operation_outcome
 from planner.schemas.protocol_file import flatten_errors
 
 PROBLEM_MIME = "application/problem+json"
@@ -63,7 +64,12 @@ def problem(
         body["detail"] = detail
     if errors:
         body["errors"] = {k: list(v) for k, v in errors.items()}
-    response = Response(json.dumps(body), status=status, mimetype=PROBLEM_MIME)
+    if has_request_context() and request.path.startswith("/fhir/"):
+        # FHIR clients expect OperationOutcome, not problem+json.
+        outcome = operation_outcome(status, detail or body["title"], issues=errors)
+        response = Response(json.dumps(outcome), status=status, mimetype="application/fhir+json")
+    else:
+        response = Response(json.dumps(body), status=status, mimetype=PROBLEM_MIME)
     for name, value in (headers or {}).items():
         response.headers[name] = value
     return response

@@ -28,6 +28,7 @@ from planner.web.common import (
     plan_response,
     planner,
 )
+from planner.web.fhir import FHIR_MIME, care_plan_resource, fhir_response
 
 blp = protect(
     Blueprint(
@@ -91,6 +92,13 @@ class Plans(MethodView):
 class Plan(MethodView):
     @blp.arguments(RevisionArgsSchema, location="query")
     @blp.response(200, PlanSchema)
+    @blp.alt_response(
+        200,
+        schema={"type": "object", "description": "FHIR R4 CarePlan"},
+        content_type=FHIR_MIME,
+        description="With `Accept: application/fhir+json`: the plan as a FHIR R4 CarePlan",
+        success=True,
+    )
     @blp.alt_response(304, description="Not modified (If-None-Match)")
     @errors(blp, 401, 404, 422)
     def get(self, args: dict[str, Any], plan_id: str) -> Response:
@@ -98,9 +106,12 @@ class Plan(MethodView):
 
         Answers with a strong `ETag` (send it back in `If-Match` when recording a
         check-in or gate) and honours `If-None-Match` (304). `?revision=N` shows
-        revision N as it was.
+        revision N as it was. With `Accept: application/fhir+json` the plan comes as
+        a FHIR R4 CarePlan.
         """
         organisation = current_organisation()
+        if request.accept_mimetypes.best_match([JSON_MIME, FHIR_MIME]) == FHIR_MIME:
+            return fhir_response(care_plan_resource(organisation, plan_id))
         if args.get("revision"):
             body = planner().revision_document(organisation, plan_id, args["revision"])
             response = bytes_response(body, JSON_MIME)
@@ -127,6 +138,20 @@ class PlanCalendar(MethodView):
         response.set_etag(record.etag.strip('"'))
         response.headers["Content-Disposition"] = f'attachment; filename="plan-{record.id}.ics"'
         return response.make_conditional(request)
+
+
+@blp.route("/<plan_id>/confirm")
+class ConfirmPlan(MethodView):
+    @blp.response(200, PlanSchema)
+    @errors(blp, 401, 404, 409)
+    def post(self, plan_id: str) -> Response:
+        """Confirm a plan as a clinician
+
+        Until then the plan is a proposal (FHIR CarePlan `intent: proposal`); once
+        confirmed, `intent: plan`. Confirming twice changes nothing.
+        """
+        record = planner().confirm(current_organisation(), plan_id, current_key_id())
+        return plan_response(record)
 
 
 def summary(record: PlanRecord) -> dict[str, Any]:

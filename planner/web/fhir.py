@@ -1,0 +1,95 @@
+"""FHIR R4 read access for clinic systems: CarePlan, PlanDefinition, CapabilityStatement.
+
+FHIR routes answer ``application/fhir+json`` and report errors as OperationOutcome
+(see ``planner.web.errors``); /v1 routes keep problem+json.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Response, current_app, request
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from planner import __version__
+from planner.export import to_fhir
+from planner.services import PlanNotFound
+from planner.web.api import errors
+from planner.web.auth import require_api_key
+from planner.web.common import planner
+
+FHIR_MIME = "application/fhir+json"
+FHIR_OBJECT = {"type": "object", "description": "A FHIR R4 resource (JSON)."}
+
+blp = Blueprint(
+    "fhir",
+    __name__,
+    url_prefix="/fhir/R4",
+    description="FHIR R4 (JSON) views of plans and protocols, for clinic systems.",
+)
+
+
+@blp.before_request
+def _authenticate():  # type: ignore[no-untyped-def]
+    """Every FHIR read needs a key except the CapabilityStatement."""
+    if request.endpoint != "fhir.Metadata":
+        return require_api_key()
+    return None
+
+
+def base_url() -> str:
+    return (current_app.config.get("PUBLIC_BASE_URL") or request.host_url).rstrip("/")
+
+
+def fhir_response(resource: dict[str, Any], status: int = 200) -> Response:
+    return Response(json.dumps(resource, ensure_ascii=False), status=status, mimetype=FHIR_MIME)
+
+
+def care_plan_resource(organisation: str, plan_id: str) -> dict[str, Any]:
+    """The plan as a CarePlan: a proposal until a clinician confirms it."""
+    record = planner().get_plan(organisation, plan_id)
+    plan = planner().load(record)
+    intent = "plan" if record.confirmed_at is not None else "proposal"
+    return to_fhir.care_plan(plan, base_url=base_url(), intent=intent)
+
+
+@blp.route("/CarePlan/<plan_id>")
+class CarePlan(MethodView):
+    @blp.response(200, FHIR_OBJECT, content_type=FHIR_MIME)
+    @errors(blp, 401, 404)
+    def get(self, plan_id: str) -> Response:
+        """Read a plan as a FHIR R4 CarePlan
+
+        `intent` is `proposal` until a clinician confirms the plan
+        (`POST /v1/plans/{id}/confirm`), then `plan`. The injury is a contained
+        Condition; phases and sessions are `activity[].detail`.
+        """
+        from planner.web.auth import current_organisation
+
+        return fhir_response(care_plan_resource(current_organisation(), plan_id))
+
+
+@blp.route("/PlanDefinition/<protocol_id>")
+class PlanDefinition(MethodView):
+    @blp.response(200, FHIR_OBJECT, content_type=FHIR_MIME)
+    @errors(blp, 401, 404)
+    def get(self, protocol_id: str) -> Response:
+        """Read a protocol as a FHIR R4 PlanDefinition (clinical-protocol)"""
+        protocol = current_app.extensions["planner"]["catalog"].get(protocol_id)
+        return fhir_response(to_fhir.plan_definition(protocol, base_url=base_url()))
+
+
+@blp.route("/metadata")
+class Metadata(MethodView):
+    @blp.doc(security=[])
+    @blp.response(200, FHIR_OBJECT, content_type=FHIR_MIME)
+    def get(self) -> Response:
+        """The server's FHIR CapabilityStatement (no key needed)"""
+        return fhir_response(
+            to_fhir.capability_statement(base_url=base_url(), software_version=__version__)
+        )
+
+
+__all__ = ["PlanNotFound", "blp", "care_plan_resource", "fhir_response"]
