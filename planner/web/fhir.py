@@ -16,12 +16,17 @@ from flask_smorest import Blueprint
 from planner import __version__
 from planner.export import to_fhir
 from planner.services import PlanNotFound
-from planner.web.api import errors
 from planner.web.auth import require_api_key
 from planner.web.common import planner
 
 FHIR_MIME = "application/fhir+json"
 FHIR_OBJECT = {"type": "object", "description": "A FHIR R4 resource (JSON)."}
+OPERATION_OUTCOME = {
+    "type": "object",
+    "description": "A FHIR R4 OperationOutcome",
+    "required": ["resourceType", "issue"],
+    "properties": {"resourceType": {"const": "OperationOutcome"}, "issue": {"type": "array"}},
+}
 
 blp = Blueprint(
     "fhir",
@@ -37,6 +42,17 @@ def _authenticate():  # type: ignore[no-untyped-def]
     if request.endpoint != "fhir.Metadata":
         return require_api_key()
     return None
+
+
+def outcomes(*statuses: int):  # type: ignore[no-untyped-def]
+    """Document FHIR errors: OperationOutcome as application/fhir+json."""
+
+    def decorate(view):  # type: ignore[no-untyped-def]
+        for status in statuses:
+            view = blp.alt_response(status, schema=OPERATION_OUTCOME, content_type=FHIR_MIME)(view)
+        return view
+
+    return decorate
 
 
 def base_url() -> str:
@@ -58,7 +74,7 @@ def care_plan_resource(organisation: str, plan_id: str) -> dict[str, Any]:
 @blp.route("/CarePlan/<plan_id>")
 class CarePlan(MethodView):
     @blp.response(200, FHIR_OBJECT, content_type=FHIR_MIME)
-    @errors(blp, 401, 404)
+    @outcomes(401, 404)
     def get(self, plan_id: str) -> Response:
         """Read a plan as a FHIR R4 CarePlan
 
@@ -74,7 +90,7 @@ class CarePlan(MethodView):
 @blp.route("/PlanDefinition/<protocol_id>")
 class PlanDefinition(MethodView):
     @blp.response(200, FHIR_OBJECT, content_type=FHIR_MIME)
-    @errors(blp, 401, 404)
+    @outcomes(401, 404)
     def get(self, protocol_id: str) -> Response:
         """Read a protocol as a FHIR R4 PlanDefinition (clinical-protocol)"""
         protocol = current_app.extensions["planner"]["catalog"].get(protocol_id)

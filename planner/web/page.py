@@ -30,6 +30,7 @@ from flask_smorest import Blueprint
 from planner.domain.model import RedFlag, Step
 from planner.export.to_ical import names_diagnosis, spell_steps
 from planner.services import FeedNotFound, served_document
+from planner.web.api import errors
 from planner.web.common import planner
 from planner.web.feeds import subscribe_links
 
@@ -532,6 +533,9 @@ def not_found() -> Response:
 @blp.route("/static/<filename>")
 @blp.doc(security=[])
 @blp.response(200, {"type": "string"}, content_type="text/css", description="CSS, JS or SVG")
+@blp.alt_response(200, schema={"type": "string"}, content_type="text/javascript", success=True)
+@blp.alt_response(200, schema={"type": "string"}, content_type="image/svg+xml", success=True)
+@errors(blp, 404)
 def asset(filename: str) -> Response:
     """A stylesheet, script or icon of the runner's page
 

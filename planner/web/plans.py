@@ -8,6 +8,7 @@ from typing import Any
 from flask import Response, jsonify, request, url_for
 from flask.views import MethodView
 from flask_smorest import Blueprint
+from marshmallow import RAISE
 
 from planner.schemas.api import (
     PageArgsSchema,
@@ -42,7 +43,7 @@ blp = protect(
 
 @blp.route("")
 class Plans(MethodView):
-    @blp.arguments(PageArgsSchema, location="query")
+    @blp.arguments(PageArgsSchema, location="query", unknown=RAISE)
     @blp.response(200, PlanPageSchema)
     @errors(blp, 401, 422)
     def get(self, args: dict[str, Any]) -> Response:
@@ -90,7 +91,7 @@ class Plans(MethodView):
 
 @blp.route("/<plan_id>")
 class Plan(MethodView):
-    @blp.arguments(RevisionArgsSchema, location="query")
+    @blp.arguments(RevisionArgsSchema, location="query", unknown=RAISE)
     @blp.response(200, PlanSchema)
     @blp.alt_response(
         200,
