@@ -1,4 +1,5 @@
-"""Persistence for stride-back: API keys, rendered plans, their revisions and event logs.
+"""Persistence for stride-back: API keys, rendered plans, their revisions and event logs,
+webhook subscriptions and their outbox, and idempotency keys.
 
 The store keeps documents, not domain objects: it does not import ``planner.domain`` or
 Flask, and returns plain frozen dataclasses. Schema changes go through the Alembic revisions
@@ -15,29 +16,57 @@ from planner.store.errors import (
 )
 from planner.store.migrate import head_revision
 from planner.store.records import (
+    SCOPES,
     ApiKey,
+    Claim,
+    ClaimedDelivery,
+    ClaimState,
+    DeliveryRecord,
+    DeliveryState,
     EventRecord,
+    OutboxEvent,
     PlanRecord,
     RevisionRecord,
+    StoredResponse,
+    WebhookRecord,
     strong_etag,
 )
-from planner.store.store import SETTABLE_PLAN_FIELDS, Store, hash_secret
+from planner.store.store import (
+    IDEMPOTENCY_TTL,
+    IDEMPOTENT_HEADERS,
+    SETTABLE_PLAN_FIELDS,
+    Store,
+    hash_secret,
+    new_webhook_secret,
+)
 
 __all__ = [
+    "IDEMPOTENCY_TTL",
+    "IDEMPOTENT_HEADERS",
+    "SCOPES",
     "SETTABLE_PLAN_FIELDS",
     "AmbiguousKeyError",
     "ApiKey",
+    "Claim",
+    "ClaimState",
+    "ClaimedDelivery",
+    "DeliveryRecord",
+    "DeliveryState",
     "DuplicatePlanError",
     "EventRecord",
+    "OutboxEvent",
     "PlanMissing",
     "PlanRecord",
     "RevisionRecord",
     "StaleRevision",
     "Store",
     "StoreError",
+    "StoredResponse",
+    "WebhookRecord",
     "database_url_from_env",
     "default_database_url",
     "hash_secret",
     "head_revision",
+    "new_webhook_secret",
     "strong_etag",
 ]

@@ -90,6 +90,8 @@ class ApiKeyRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # What the key may do: a JSON list of scope names (see ``planner.store.records.SCOPES``).
+    scopes: Mapped[list[str]] = mapped_column(JSON)
 
 
 class PlanRow(Base):
@@ -175,3 +177,86 @@ class PlanEventRow(Base):
     # none_as_null: "no decision" is SQL NULL, not the JSON text 'null'.
     decision: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     revision: Mapped[int] = mapped_column(Integer)
+
+
+class WebhookRow(Base):
+    """A webhook subscription of one organisation: where to POST which event types.
+
+    The signing secret is kept in clear (``whsec_`` + base64): HMAC needs the key itself.
+    After a rotation the previous secret still signs alongside the new one until
+    ``previous_secret_expires_at``. ``disabled_at`` is set when the receiver answers
+    ``410 Gone``; a disabled webhook gets no new deliveries.
+    """
+
+    __tablename__ = "webhooks"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    organisation: Mapped[str] = mapped_column(String(200), index=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    event_types: Mapped[list[str]] = mapped_column(JSON)
+    secret: Mapped[str] = mapped_column(String(100))
+    previous_secret: Mapped[str | None] = mapped_column(String(100))
+    previous_secret_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class WebhookOutboxRow(Base):
+    """One event to deliver to one webhook: the transactional outbox.
+
+    Rows are written in the same transaction as the change they announce, so an event is
+    never lost or sent for a change that was rolled back. ``id`` is the Standard Webhooks
+    ``webhook-id`` and stays the same across retries and replays. A worker claims a due
+    row by moving ``next_attempt_at`` into the future (a lease), so several workers never
+    hold the same row at once; ``attempts`` counts claims.
+    """
+
+    __tablename__ = "webhook_outbox"
+    __table_args__ = (
+        # The worker's "what is due" scan: undelivered, not given up, oldest due first.
+        Index(
+            "ix_webhook_outbox_delivered_at_gave_up_at_next_attempt_at",
+            "delivered_at",
+            "gave_up_at",
+            "next_attempt_at",
+        ),
+        # A webhook's deliveries, newest first.
+        Index("ix_webhook_outbox_webhook_id_created_at", "webhook_id", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    webhook_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("webhooks.id", ondelete="CASCADE")
+    )
+    organisation: Mapped[str] = mapped_column(String(200))
+    event_type: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    attempts: Mapped[int] = mapped_column(Integer)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_status: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    gave_up_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # A manual replay starts a new retry window (retries stop 24 h after this or creation).
+    replayed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class IdempotencyKeyRow(Base):
+    """A client's ``Idempotency-Key`` and the response it got, kept for 24 hours.
+
+    The row is inserted as a placeholder (``status`` NULL) before the request runs, so of
+    two concurrent requests with the same key exactly one inserts it and proceeds.
+    """
+
+    __tablename__ = "idempotency_keys"
+
+    organisation: Mapped[str] = mapped_column(String(200), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    method: Mapped[str] = mapped_column(String(10), primary_key=True)
+    path: Mapped[str] = mapped_column(String(500), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    status: Mapped[int | None] = mapped_column(Integer)
+    headers: Mapped[dict[str, str] | None] = mapped_column(JSON(none_as_null=True))
+    body: Mapped[bytes | None] = mapped_column(LargeBinary)

@@ -7,14 +7,28 @@ connection by accident, and the API layer can be tested with hand-made records.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from enum import StrEnum
 from typing import Any
+
+#: Every scope an API key can have. Keys made before scopes existed have all of them.
+SCOPES: tuple[str, ...] = (
+    "plans:read",
+    "plans:write",
+    "feeds:manage",
+    "webhooks:manage",
+    "admin",
+)
 
 
 @dataclass(frozen=True, slots=True)
 class ApiKey:
-    """An API key as the service sees it; the secret itself is never stored or returned."""
+    """An API key as the service sees it; the secret itself is never stored or returned.
+
+    ``scopes`` say what the key may do (a subset of :data:`SCOPES`, in that order).
+    """
 
     id: int
     name: str
@@ -23,11 +37,20 @@ class ApiKey:
     created_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
+    scopes: tuple[str, ...] = SCOPES
 
     @property
     def active(self) -> bool:
         """Whether the key may still authenticate."""
         return self.revoked_at is None
+
+    def allows(self, scope: str) -> bool:
+        """Whether the key has ``scope``; ``admin`` allows everything.
+
+        >>> ApiKey(1, "ci", "acme", "p", None, None, None, ("plans:read",)).allows("plans:write")
+        False
+        """
+        return scope in self.scopes or "admin" in self.scopes
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,3 +148,154 @@ def strong_etag(data: bytes) -> str:
     '"e3b0c44298fc1c149afbf4c8996fb924"'
     """
     return '"' + hashlib.sha256(data).hexdigest()[:32] + '"'
+
+
+# -- webhooks ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookRecord:
+    """A webhook subscription. ``secret`` is ``whsec_`` + base64 of the signing key.
+
+    ``previous_secret`` still signs (next to ``secret``) until
+    ``previous_secret_expires_at``; ``disabled_at`` is set once the receiver answered
+    ``410 Gone``.
+    """
+
+    id: str
+    organisation: str
+    url: str
+    event_types: tuple[str, ...]
+    secret: str = field(repr=False)
+    previous_secret: str | None = field(repr=False)
+    previous_secret_expires_at: datetime | None
+    created_at: datetime
+    disabled_at: datetime | None
+
+    @property
+    def enabled(self) -> bool:
+        return self.disabled_at is None
+
+    def signing_secrets(self, now: datetime) -> tuple[str, ...]:
+        """The secrets that sign a message sent at ``now`` (current first)."""
+        if (
+            self.previous_secret is not None
+            and self.previous_secret_expires_at is not None
+            and now < self.previous_secret_expires_at
+        ):
+            return (self.secret, self.previous_secret)
+        return (self.secret,)
+
+
+class DeliveryState(StrEnum):
+    """Where an outbox row stands: waiting (or being tried), delivered, or given up."""
+
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEvent:
+    """An event to announce to the organisation's webhooks (one outbox row per subscriber).
+
+    Pass these to :meth:`Store.add_plan`/:meth:`Store.update_plan` (``outbox=``) so the
+    rows are written in the same transaction as the change they announce, or to
+    :meth:`Store.enqueue_webhook_events` on their own. ``occurred_at`` becomes the rows'
+    ``created_at`` and the body's ``timestamp``.
+    """
+
+    organisation: str
+    event_type: str
+    payload: dict[str, Any]
+    occurred_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRecord:
+    """One outbox row: an event for one webhook and how delivering it has gone so far.
+
+    ``id`` is the message's ``webhook-id``. ``attempts`` counts the times a worker took it;
+    ``last_status`` is the receiver's last HTTP status (``None``: no answer, see
+    ``last_error``).
+    """
+
+    id: str
+    webhook_id: str
+    organisation: str
+    event_type: str
+    payload: dict[str, Any]
+    created_at: datetime
+    attempts: int
+    next_attempt_at: datetime
+    delivered_at: datetime | None
+    last_status: int | None
+    last_error: str | None
+    gave_up_at: datetime | None
+    replayed_at: datetime | None = None
+
+    @property
+    def state(self) -> DeliveryState:
+        if self.delivered_at is not None:
+            return DeliveryState.DELIVERED
+        if self.gave_up_at is not None:
+            return DeliveryState.FAILED
+        return DeliveryState.PENDING
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedDelivery:
+    """A due outbox row a worker has taken, with what it needs to send it.
+
+    ``lease_until`` is both the lease's end and its token: the worker's result is only
+    recorded while the row still carries it (see :meth:`Store.finish_delivery`).
+    """
+
+    delivery: DeliveryRecord
+    webhook: WebhookRecord
+    lease_until: datetime
+
+
+# -- idempotency keys --------------------------------------------------------------------
+
+
+class ClaimState(StrEnum):
+    """The answer to :meth:`Store.claim_idempotency`."""
+
+    #: The caller owns the key: run the request, then ``complete_idempotency`` (or
+    #: ``release_idempotency`` if it failed and should not be replayed).
+    NEW = "new"
+    #: The request was made before: answer with ``Claim.response``.
+    REPLAY = "replay"
+    #: The key was used with a different request body (HTTP 422).
+    MISMATCH = "mismatch"
+    #: Another request with this key is still running (HTTP 409).
+    IN_PROGRESS = "in_progress"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResponse:
+    """The response kept for an idempotency key: status, a few headers and the body."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """The outcome of claiming an idempotency key; pass it back to complete or release it.
+
+    ``claimed_at`` identifies the placeholder this claim inserted (``NEW`` only), so a
+    claim that was taken over after going stale cannot complete someone else's.
+    """
+
+    state: ClaimState
+    organisation: str
+    key: str
+    method: str
+    path: str
+    fingerprint: str
+    claimed_at: datetime | None = None
+    response: StoredResponse | None = None

@@ -1,4 +1,5 @@
-"""The ``Store``: API keys and plan documents behind a handful of methods.
+"""The ``Store``: API keys, plan documents, webhooks with their delivery outbox, and
+idempotency keys, behind a handful of methods.
 
 Each method runs in its own short-lived session and transaction and returns plain frozen
 dataclasses, so one ``Store`` can be shared by all threads of a process. Processes forked
@@ -8,19 +9,24 @@ after the ``Store`` was created (gunicorn workers with ``preload_app``) must cal
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import secrets
 import string
-from collections.abc import Callable, Iterator
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Self, cast
 
 from alembic import command
-from sqlalchemy import Connection, CursorResult, Engine, func, or_, select, update
+from sqlalchemy import Connection, CursorResult, Engine, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError, StatementError
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from planner.store.engine import make_engine
 from planner.store.errors import (
@@ -31,8 +37,30 @@ from planner.store.errors import (
     StoreError,
 )
 from planner.store.migrate import alembic_config, current_revision
-from planner.store.models import ApiKeyRow, PlanEventRow, PlanRevisionRow, PlanRow
-from planner.store.records import ApiKey, EventRecord, PlanRecord, RevisionRecord
+from planner.store.models import (
+    ApiKeyRow,
+    IdempotencyKeyRow,
+    PlanEventRow,
+    PlanRevisionRow,
+    PlanRow,
+    WebhookOutboxRow,
+    WebhookRow,
+)
+from planner.store.records import (
+    SCOPES,
+    ApiKey,
+    Claim,
+    ClaimedDelivery,
+    ClaimState,
+    DeliveryRecord,
+    DeliveryState,
+    EventRecord,
+    OutboxEvent,
+    PlanRecord,
+    RevisionRecord,
+    StoredResponse,
+    WebhookRecord,
+)
 
 #: Every secret starts with this, so a leaked key is recognisable (e.g. by secret scanners).
 KEY_SCHEME = "sbk_"
@@ -53,6 +81,24 @@ _MAX_TEXT_LENGTH = 200
 _TOKEN_HASH_LENGTH = 64
 # PostgreSQL advisory lock key taken while migrating (any constant unique to this app).
 _MIGRATION_LOCK_ID = 7306418532017131
+
+#: Webhook signing secrets: "whsec_" + base64 of this many random bytes (Standard Webhooks
+#: asks for 24 to 64).
+WEBHOOK_SECRET_SCHEME = "whsec_"
+WEBHOOK_SECRET_BYTES = 32
+_MAX_URL_LENGTH = 2000
+_MAX_EVENT_TYPE_LENGTH = 64
+_MAX_ERROR_LENGTH = 1000
+
+#: How long an idempotency key and its response are kept.
+IDEMPOTENCY_TTL = timedelta(hours=24)
+#: A placeholder older than this belongs to a request that died; a new claim takes it over.
+IDEMPOTENCY_STALE_AFTER = timedelta(minutes=5)
+#: The response headers kept with an idempotency key (canonical spelling).
+IDEMPOTENT_HEADERS: tuple[str, ...] = ("Location", "ETag", "Content-Type")
+_MAX_IDEMPOTENCY_KEY_LENGTH = 255
+_MAX_METHOD_LENGTH = 10
+_MAX_PATH_LENGTH = 500
 
 
 #: Plan columns :meth:`Store.set_plan_fields` may change without making a new revision.
@@ -95,6 +141,55 @@ def _new_secret() -> tuple[str, str]:
     return prefix, f"{KEY_SCHEME}{prefix}_{secrets.token_urlsafe(KEY_BODY_BYTES)}"
 
 
+def new_webhook_secret() -> str:
+    """A new webhook signing secret in the Standard Webhooks form, ``whsec_<base64>``."""
+    key = secrets.token_bytes(WEBHOOK_SECRET_BYTES)
+    return WEBHOOK_SECRET_SCHEME + base64.b64encode(key).decode("ascii")
+
+
+_uuid7_lock = threading.Lock()
+_uuid7_last = (0, 0)  # (milliseconds, counter) of the last id made in this process
+
+
+def _uuid7() -> str:
+    """A time-ordered UUID (RFC 9562 version 7, with a 12-bit counter within a millisecond).
+
+    Outbox rows due at the same instant are sent in id order, so ids that sort by creation
+    keep one write's events (``plan.revised`` before ``checkin.recorded``) in the order
+    they were made, at least within one process.
+    """
+    global _uuid7_last
+    with _uuid7_lock:
+        millis = time.time_ns() // 1_000_000
+        last_millis, counter = _uuid7_last
+        if millis <= last_millis:
+            millis, counter = last_millis, counter + 1
+            if counter > 0xFFF:  # 4096 ids in one millisecond: borrow the next one
+                millis, counter = millis + 1, 0
+        else:
+            counter = 0
+        _uuid7_last = (millis, counter)
+    value = (millis & (2**48 - 1)) << 80
+    value |= 0x7 << 76 | counter << 64
+    value |= 0b10 << 62 | int.from_bytes(secrets.token_bytes(8)) & (2**62 - 1)
+    return str(uuid.UUID(int=value))
+
+
+def _checked_scopes(scopes: Iterable[str] | None) -> list[str]:
+    """``None`` → every scope; otherwise known scopes only, at least one, in canonical order."""
+    if scopes is None:
+        return list(SCOPES)
+    if isinstance(scopes, str):
+        raise TypeError("scopes must be a list of scope names, not a string")
+    chosen = set(scopes)
+    unknown = sorted(chosen - set(SCOPES))
+    if unknown:
+        raise ValueError(f"unknown scopes: {', '.join(unknown)} (known: {', '.join(SCOPES)})")
+    if not chosen:
+        raise ValueError("a key needs at least one scope")
+    return [scope for scope in SCOPES if scope in chosen]
+
+
 def _checked_text(value: str, what: str) -> str:
     value = value.strip()
     if not value:
@@ -105,7 +200,8 @@ def _checked_text(value: str, what: str) -> str:
 
 
 class Store:
-    """Persistence for API keys and plans (SQLite file by default, PostgreSQL by URL)."""
+    """Persistence for API keys, plans, webhooks and idempotency keys (SQLite file by
+    default, PostgreSQL by URL)."""
 
     def __init__(
         self,
@@ -225,10 +321,14 @@ class Store:
 
     # -- API keys --------------------------------------------------------------------------
 
-    def create_key(self, name: str, organisation: str) -> tuple[ApiKey, str]:
+    def create_key(
+        self, name: str, organisation: str, scopes: Iterable[str] | None = None
+    ) -> tuple[ApiKey, str]:
         """Create an API key for ``organisation``; return the record and the secret.
 
-        The secret is shown once to the caller and never stored: only its hash is kept.
+        ``scopes`` limits what the key may do (names from :data:`SCOPES`); ``None`` gives
+        it every scope. Unknown names, or none at all, are a ``ValueError``. The secret is
+        shown once to the caller and never stored: only its hash is kept.
         """
         prefix, secret = _new_secret()
         row = ApiKeyRow(
@@ -237,6 +337,7 @@ class Store:
             prefix=prefix,
             key_hash=hash_secret(secret),
             created_at=self._now(),
+            scopes=_checked_scopes(scopes),
         )
         with self._sessions.begin() as session:
             session.add(row)
@@ -301,8 +402,18 @@ class Store:
 
     # -- plans -----------------------------------------------------------------------------
 
-    def add_plan(self, plan: PlanRecord, revision: RevisionRecord | None = None) -> None:
+    def add_plan(
+        self,
+        plan: PlanRecord,
+        revision: RevisionRecord | None = None,
+        *,
+        outbox: Sequence[OutboxEvent] = (),
+    ) -> None:
         """Store a new plan (and its first revision) in one transaction; on failure, nothing.
+
+        ``outbox`` events become webhook outbox rows (one per enabled webhook of their
+        organisation subscribed to the event type) in the same transaction, so a webhook
+        announces exactly the plans that were stored.
 
         ``plan.last_modified`` of ``None`` is stored as ``plan.updated_at``. Raises
         :class:`DuplicatePlanError` if a plan with the same id exists, and the underlying
@@ -318,6 +429,7 @@ class Store:
                     # Flush the plan first: nothing tells the unit of work about the FK.
                     session.flush()
                     session.add(_revision_row(revision))
+                _add_outbox_rows(session, outbox)
         except IntegrityError as exc:
             if self._plan_exists(plan.id):
                 raise DuplicatePlanError(plan.id) from exc
@@ -330,6 +442,7 @@ class Store:
         expected_revision: int,
         revision: RevisionRecord | None = None,
         event: EventRecord | None = None,
+        outbox: Sequence[OutboxEvent] = (),
     ) -> None:
         """Replace the plan's current state, if it is still at ``expected_revision``.
 
@@ -337,7 +450,8 @@ class Store:
         :expected_revision`` both checks and claims the plan, so of two writers that read
         the same revision exactly one succeeds; the other gets :class:`StaleRevision` (with
         the current revision number) and should re-read and retry. :class:`PlanMissing` if
-        the plan does not exist in ``plan.organisation``. The revision and event rows are
+        the plan does not exist in ``plan.organisation``. The revision and event rows, and
+        the webhook outbox rows of the ``outbox`` events (see :meth:`add_plan`), are
         written in the same transaction: on any error nothing at all is written.
 
         Every column except ``id``, ``organisation`` and ``created_at`` is taken from
@@ -378,6 +492,7 @@ class Store:
                     )
                     seq = (last or 0) + 1
                 session.add(_event_row(event, seq))
+            _add_outbox_rows(session, outbox)
 
     def set_plan_fields(
         self,
@@ -539,6 +654,515 @@ class Store:
             )
             return [_event_record(row) for row in rows]
 
+    # -- webhooks --------------------------------------------------------------------------
+
+    def create_webhook(
+        self,
+        organisation: str,
+        url: str,
+        event_types: Iterable[str],
+        *,
+        secret: str | None = None,
+    ) -> WebhookRecord:
+        """Subscribe ``url`` to ``event_types`` for ``organisation``; return it with its secret.
+
+        The store only checks sizes; what a valid URL or event type is (and whether the URL
+        may point at a private address) is ``planner.webhooks``' business. ``secret``
+        defaults to a new ``whsec_`` secret.
+        """
+        row = WebhookRow(
+            id=str(uuid.uuid4()),
+            organisation=_checked_text(organisation, "organisation"),
+            url=_checked_url(url),
+            event_types=_checked_event_types(event_types),
+            secret=secret or new_webhook_secret(),
+            previous_secret=None,
+            previous_secret_expires_at=None,
+            created_at=self._now(),
+            disabled_at=None,
+        )
+        with self._sessions.begin() as session:
+            session.add(row)
+            return _webhook_record(row)
+
+    def list_webhooks(self, organisation: str) -> list[WebhookRecord]:
+        """Return ``organisation``'s webhooks, oldest first."""
+        with self._sessions.begin() as session:
+            rows = session.scalars(
+                select(WebhookRow)
+                .where(WebhookRow.organisation == organisation)
+                .order_by(WebhookRow.created_at, WebhookRow.id)
+            )
+            return [_webhook_record(row) for row in rows]
+
+    def get_webhook(self, organisation: str, webhook_id: str) -> WebhookRecord | None:
+        """Return the webhook if it belongs to ``organisation`` (else ``None``, like missing)."""
+        with self._sessions.begin() as session:
+            row = _own_webhook(session, organisation, webhook_id)
+            return None if row is None else _webhook_record(row)
+
+    def delete_webhook(self, organisation: str, webhook_id: str) -> bool:
+        """Delete the webhook and its outbox rows (pending deliveries are dropped)."""
+        with self._sessions.begin() as session:
+            result = cast(
+                "CursorResult[Any]",
+                session.execute(
+                    delete(WebhookRow)
+                    .where(WebhookRow.id == webhook_id, WebhookRow.organisation == organisation)
+                    .execution_options(synchronize_session=False)
+                ),
+            )
+            return result.rowcount == 1
+
+    def rotate_webhook_secret(
+        self,
+        organisation: str,
+        webhook_id: str,
+        *,
+        keep_previous_for: timedelta = timedelta(hours=24),
+    ) -> WebhookRecord | None:
+        """Give the webhook a new secret; the old one keeps signing for ``keep_previous_for``.
+
+        Messages are signed with both secrets meanwhile (Standard Webhooks: a space-separated
+        list of signatures), so the receiver can switch without losing a message. A zero
+        ``keep_previous_for`` retires the old secret at once. ``None``: no such webhook.
+        """
+        if keep_previous_for < timedelta(0):
+            raise ValueError("keep_previous_for must not be negative")
+        now = self._now()
+        keep = keep_previous_for > timedelta(0)
+        with self._sessions.begin() as session:
+            result = cast(
+                "CursorResult[Any]",
+                session.execute(
+                    update(WebhookRow)
+                    .where(WebhookRow.id == webhook_id, WebhookRow.organisation == organisation)
+                    .values(
+                        # The right-hand side sees the row as it was: the outgoing secret.
+                        previous_secret=WebhookRow.secret if keep else None,
+                        previous_secret_expires_at=now + keep_previous_for if keep else None,
+                        secret=new_webhook_secret(),
+                    )
+                    .execution_options(synchronize_session=False)
+                ),
+            )
+            if result.rowcount != 1:
+                return None
+            row = _own_webhook(session, organisation, webhook_id)
+            assert row is not None
+            return _webhook_record(row)
+
+    def disable_webhook(self, webhook_id: str) -> bool:
+        """Stop new deliveries to a webhook (its receiver answered ``410 Gone``)."""
+        with self._sessions.begin() as session:
+            result = cast(
+                "CursorResult[Any]",
+                session.execute(
+                    update(WebhookRow)
+                    .where(WebhookRow.id == webhook_id, WebhookRow.disabled_at.is_(None))
+                    .values(disabled_at=self._now())
+                    .execution_options(synchronize_session=False)
+                ),
+            )
+            return result.rowcount == 1
+
+    # -- webhook outbox --------------------------------------------------------------------
+
+    def enqueue_webhook_events(self, events: Sequence[OutboxEvent]) -> list[str]:
+        """Write the outbox rows for ``events`` in one transaction; return their ids.
+
+        One row per enabled webhook of the event's organisation that subscribes to its type
+        (none at all is fine). To announce a plan change, prefer ``outbox=`` on
+        :meth:`add_plan`/:meth:`update_plan`, which writes the rows with the change.
+        """
+        with _unwrapped_value_errors(), self._sessions.begin() as session:
+            return _add_outbox_rows(session, events)
+
+    def claim_due_delivery(self, now: datetime, *, lease: timedelta) -> ClaimedDelivery | None:
+        """Take the outbox row that has been due longest, for ``lease``; ``None``: none due.
+
+        One statement both picks and claims it: ``UPDATE ... WHERE id IN (SELECT ... FOR
+        UPDATE SKIP LOCKED LIMIT 1) RETURNING id``. On PostgreSQL concurrent workers skip
+        each other's locked rows; SQLite drops the ``FOR UPDATE`` and runs the statement
+        under its single write lock, so the pick cannot race. Claiming moves
+        ``next_attempt_at`` to ``now + lease`` (no other worker sees the row as due until
+        the lease runs out, e.g. because this worker died) and counts an attempt.
+        """
+        if lease <= timedelta(0):
+            raise ValueError("the lease must be positive")
+        lease_until = now + lease
+        due = (
+            WebhookOutboxRow.delivered_at.is_(None),
+            WebhookOutboxRow.gave_up_at.is_(None),
+            WebhookOutboxRow.next_attempt_at <= now,
+        )
+        candidate = (
+            select(WebhookOutboxRow.id)
+            .where(*due)
+            .order_by(WebhookOutboxRow.next_attempt_at, WebhookOutboxRow.id)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+        )
+        with _unwrapped_value_errors(), self._sessions.begin() as session:
+            # A plain read first: an idle poll must not take SQLite's write lock.
+            if session.scalar(select(WebhookOutboxRow.id).where(*due).limit(1)) is None:
+                return None
+            claimed = session.execute(
+                update(WebhookOutboxRow)
+                .where(WebhookOutboxRow.id.in_(candidate), *due)
+                .values(next_attempt_at=lease_until, attempts=WebhookOutboxRow.attempts + 1)
+                .returning(WebhookOutboxRow.id)
+                .execution_options(synchronize_session=False)
+            ).scalar_one_or_none()
+            if claimed is None:
+                return None
+            row = session.get(WebhookOutboxRow, claimed)
+            assert row is not None
+            webhook = session.get(WebhookRow, row.webhook_id)
+            assert webhook is not None  # the foreign key cascades deletes
+            return ClaimedDelivery(
+                delivery=_delivery_record(row),
+                webhook=_webhook_record(webhook),
+                lease_until=lease_until,
+            )
+
+    def finish_delivery(
+        self,
+        delivery_id: str,
+        lease_until: datetime,
+        *,
+        status: int | None,
+        error: str | None = None,
+        delivered_at: datetime | None = None,
+        retry_at: datetime | None = None,
+        gave_up_at: datetime | None = None,
+    ) -> bool:
+        """Record how a claimed attempt went: delivered, retry later, or given up.
+
+        Exactly one of ``delivered_at``, ``retry_at`` and ``gave_up_at`` is given. The
+        result is recorded only while the row still carries this claim's ``lease_until``;
+        ``False`` means the lease was lost (it ran out and another worker took the row, the
+        row was replayed, or the webhook was deleted) and nothing was written.
+        """
+        if sum(value is not None for value in (delivered_at, retry_at, gave_up_at)) != 1:
+            raise ValueError("give exactly one of delivered_at, retry_at, gave_up_at")
+        values: dict[str, Any] = {
+            "last_status": status,
+            "last_error": None if error is None else error[:_MAX_ERROR_LENGTH],
+        }
+        if delivered_at is not None:
+            values["delivered_at"] = delivered_at
+        elif gave_up_at is not None:
+            values["gave_up_at"] = gave_up_at
+        else:
+            values["next_attempt_at"] = retry_at
+        with _unwrapped_value_errors(), self._sessions.begin() as session:
+            result = cast(
+                "CursorResult[Any]",
+                session.execute(
+                    update(WebhookOutboxRow)
+                    .where(
+                        WebhookOutboxRow.id == delivery_id,
+                        WebhookOutboxRow.next_attempt_at == lease_until,
+                        WebhookOutboxRow.delivered_at.is_(None),
+                        WebhookOutboxRow.gave_up_at.is_(None),
+                    )
+                    .values(values)
+                    .execution_options(synchronize_session=False)
+                ),
+            )
+            return result.rowcount == 1
+
+    def list_deliveries(
+        self,
+        organisation: str,
+        webhook_id: str,
+        *,
+        limit: int,
+        offset: int,
+        state: DeliveryState | str | None = None,
+    ) -> tuple[list[DeliveryRecord], int]:
+        """One page of a webhook's outbox rows, newest first, and their total count."""
+        if limit < 0 or offset < 0:
+            raise ValueError("limit and offset must not be negative")
+        conditions: list[Any] = [
+            WebhookOutboxRow.webhook_id == webhook_id,
+            WebhookOutboxRow.organisation == organisation,
+        ]
+        if state is not None:
+            conditions.extend(_state_conditions(DeliveryState(state)))
+        with self._sessions.begin() as session:
+            total = session.scalar(
+                select(func.count()).select_from(WebhookOutboxRow).where(*conditions)
+            )
+            rows = session.scalars(
+                select(WebhookOutboxRow)
+                .where(*conditions)
+                .order_by(WebhookOutboxRow.created_at.desc(), WebhookOutboxRow.id.desc())
+                .limit(limit)
+                .offset(offset)
+            )
+            return [_delivery_record(row) for row in rows], total or 0
+
+    def get_delivery(
+        self, organisation: str, webhook_id: str, delivery_id: str
+    ) -> DeliveryRecord | None:
+        """One outbox row of ``organisation``'s webhook, or ``None``."""
+        with self._sessions.begin() as session:
+            row = session.scalars(
+                select(WebhookOutboxRow).where(
+                    WebhookOutboxRow.id == delivery_id,
+                    WebhookOutboxRow.webhook_id == webhook_id,
+                    WebhookOutboxRow.organisation == organisation,
+                )
+            ).one_or_none()
+            return None if row is None else _delivery_record(row)
+
+    def replay_delivery(
+        self, organisation: str, webhook_id: str, delivery_id: str
+    ) -> DeliveryRecord | None:
+        """Queue an outbox row again, due now, with a fresh retry window.
+
+        The message keeps its id (``webhook-id``), so a receiver that did process it can
+        recognise the repeat. Delivered, given-up and pending rows alike can be replayed;
+        a worker still sending the row loses its lease (its result is not recorded).
+        ``None``: no such delivery for this webhook and organisation.
+        """
+        now = self._now()
+        with self._sessions.begin() as session:
+            result = cast(
+                "CursorResult[Any]",
+                session.execute(
+                    update(WebhookOutboxRow)
+                    .where(
+                        WebhookOutboxRow.id == delivery_id,
+                        WebhookOutboxRow.webhook_id == webhook_id,
+                        WebhookOutboxRow.organisation == organisation,
+                    )
+                    .values(
+                        delivered_at=None,
+                        gave_up_at=None,
+                        next_attempt_at=now,
+                        replayed_at=now,
+                    )
+                    .execution_options(synchronize_session=False)
+                ),
+            )
+            if result.rowcount != 1:
+                return None
+            row = session.get(WebhookOutboxRow, delivery_id)
+            assert row is not None
+            return _delivery_record(row)
+
+    def purge_outbox(self, older_than: datetime) -> int:
+        """Delete delivered and given-up outbox rows created (and replayed) before
+        ``older_than``; pending rows are never purged. Returns how many went."""
+        with _unwrapped_value_errors(), self._sessions.begin() as session:
+            result = cast(
+                "CursorResult[Any]",
+                session.execute(
+                    delete(WebhookOutboxRow)
+                    .where(
+                        or_(
+                            WebhookOutboxRow.delivered_at.is_not(None),
+                            WebhookOutboxRow.gave_up_at.is_not(None),
+                        ),
+                        WebhookOutboxRow.created_at < older_than,
+                        or_(
+                            WebhookOutboxRow.replayed_at.is_(None),
+                            WebhookOutboxRow.replayed_at < older_than,
+                        ),
+                    )
+                    .execution_options(synchronize_session=False)
+                ),
+            )
+            return result.rowcount
+
+    # -- idempotency keys ------------------------------------------------------------------
+
+    def claim_idempotency(
+        self,
+        organisation: str,
+        key: str,
+        method: str,
+        path: str,
+        fingerprint: str,
+        *,
+        wait: float = 0.0,
+        poll_interval: float = 0.05,
+        stale_after: timedelta = IDEMPOTENCY_STALE_AFTER,
+    ) -> Claim:
+        """Claim ``Idempotency-Key`` ``key`` for one request of ``organisation``.
+
+        Atomically inserts a placeholder row; the answer's ``state`` says what to do:
+
+        * ``new``: the caller runs the request and then calls :meth:`complete_idempotency`
+          with the response (or :meth:`release_idempotency` if it failed and should not be
+          replayed, e.g. a 5xx: the key can then be used again);
+        * ``replay``: answer with ``claim.response`` (the same key, method, path and body
+          fingerprint were seen in the last 24 hours);
+        * ``mismatch``: the key was used with another body (``fingerprint``) → 422;
+        * ``in_progress``: another request with the key is running → 409, after waiting up
+          to ``wait`` seconds (polling every ``poll_interval``) for it to finish, which
+          turns the answer into ``replay`` (or ``new``, if the other one released the key).
+
+        A placeholder older than ``stale_after`` belongs to a request that died without
+        releasing it and is taken over; a key older than 24 hours counts as unused. An empty
+        or over-long key (over 255 characters), method or fingerprint is a ``ValueError``
+        (the caller answers 400); any path works (a very long one is stored hashed).
+        """
+        _checked_idempotency_values(key, method, path, fingerprint)
+        deadline = time.monotonic() + max(wait, 0.0)
+        while True:
+            claim = self._claim_idempotency_once(
+                organisation, key, method, path, fingerprint, stale_after
+            )
+            remaining = deadline - time.monotonic()
+            if claim.state is not ClaimState.IN_PROGRESS or remaining <= 0:
+                return claim
+            time.sleep(min(poll_interval, remaining))
+
+    def _claim_idempotency_once(
+        self,
+        organisation: str,
+        key: str,
+        method: str,
+        path: str,
+        fingerprint: str,
+        stale_after: timedelta,
+    ) -> Claim:
+        now = self._now()
+        ident = (organisation, key, method, _stored_path(path))
+        claim = Claim(ClaimState.IN_PROGRESS, organisation, key, method, path, fingerprint)
+        for _ in range(5):  # the row can come and go between the steps; rarely loops
+            try:
+                with self._sessions.begin() as session:
+                    session.add(
+                        IdempotencyKeyRow(
+                            organisation=organisation,
+                            key=key,
+                            method=method,
+                            path=ident[3],
+                            fingerprint=fingerprint,
+                            created_at=now,
+                            status=None,
+                            headers=None,
+                            body=None,
+                        )
+                    )
+                return replace(claim, state=ClaimState.NEW, claimed_at=now)
+            except IntegrityError:
+                pass  # the key is taken: see by whom
+            with self._sessions.begin() as session:
+                row = session.get(IdempotencyKeyRow, ident)
+                if row is None:
+                    continue  # released or purged meanwhile: try to insert again
+                expired = row.created_at <= now - IDEMPOTENCY_TTL
+                stale = row.status is None and row.created_at <= now - stale_after
+                if expired or stale:
+                    taken = cast(
+                        "CursorResult[Any]",
+                        session.execute(
+                            update(IdempotencyKeyRow)
+                            .where(
+                                *_idempotency_key_is(ident),
+                                IdempotencyKeyRow.created_at == row.created_at,
+                            )
+                            .values(
+                                fingerprint=fingerprint,
+                                created_at=now,
+                                status=None,
+                                headers=None,
+                                body=None,
+                            )
+                            .execution_options(synchronize_session=False)
+                        ),
+                    )
+                    if taken.rowcount == 1:
+                        return replace(claim, state=ClaimState.NEW, claimed_at=now)
+                    continue
+                if row.fingerprint != fingerprint:
+                    return replace(claim, state=ClaimState.MISMATCH)
+                if row.status is None:
+                    return claim
+                return replace(
+                    claim,
+                    state=ClaimState.REPLAY,
+                    response=StoredResponse(
+                        status=row.status,
+                        headers=dict(row.headers or {}),
+                        body=row.body or b"",
+                        created_at=row.created_at,
+                    ),
+                )
+        return claim
+
+    def complete_idempotency(
+        self,
+        claim: Claim,
+        *,
+        status: int,
+        headers: Mapping[str, str] | Iterable[tuple[str, str]],
+        body: bytes,
+    ) -> bool:
+        """Store the response of the request that holds ``claim`` (a ``new`` claim).
+
+        Only ``Location``, ``ETag`` and ``Content-Type`` are kept from ``headers`` (a dict,
+        Werkzeug ``Headers`` or pairs; names in any case). ``False``: the claim was no longer
+        held (taken over as stale, or purged) and nothing was stored.
+        """
+        if claim.state is not ClaimState.NEW or claim.claimed_at is None:
+            raise ValueError("only a 'new' claim can be completed")
+        ident = (claim.organisation, claim.key, claim.method, claim.path)
+        with self._sessions.begin() as session:
+            result = cast(
+                "CursorResult[Any]",
+                session.execute(
+                    update(IdempotencyKeyRow)
+                    .where(
+                        *_idempotency_key_is(ident),
+                        IdempotencyKeyRow.created_at == claim.claimed_at,
+                        IdempotencyKeyRow.status.is_(None),
+                    )
+                    .values(status=status, headers=_kept_headers(headers), body=bytes(body))
+                    .execution_options(synchronize_session=False)
+                ),
+            )
+            return result.rowcount == 1
+
+    def release_idempotency(self, claim: Claim) -> bool:
+        """Give up a ``new`` claim without a response: the key can be used again."""
+        if claim.state is not ClaimState.NEW or claim.claimed_at is None:
+            raise ValueError("only a 'new' claim can be released")
+        ident = (claim.organisation, claim.key, claim.method, claim.path)
+        with self._sessions.begin() as session:
+            result = cast(
+                "CursorResult[Any]",
+                session.execute(
+                    delete(IdempotencyKeyRow)
+                    .where(
+                        *_idempotency_key_is(ident),
+                        IdempotencyKeyRow.created_at == claim.claimed_at,
+                        IdempotencyKeyRow.status.is_(None),
+                    )
+                    .execution_options(synchronize_session=False)
+                ),
+            )
+            return result.rowcount == 1
+
+    def purge_idempotency(self, older_than: datetime) -> int:
+        """Delete idempotency keys created before ``older_than``; return how many."""
+        with _unwrapped_value_errors(), self._sessions.begin() as session:
+            result = cast(
+                "CursorResult[Any]",
+                session.execute(
+                    delete(IdempotencyKeyRow)
+                    .where(IdempotencyKeyRow.created_at < older_than)
+                    .execution_options(synchronize_session=False)
+                ),
+            )
+            return result.rowcount
+
     def _plan_exists(self, plan_id: str) -> bool:
         with self._sessions.begin() as session:
             return session.get(PlanRow, plan_id) is not None
@@ -564,6 +1188,133 @@ def _check_plan_id(given: str, expected: str, what: str) -> None:
         raise ValueError(f"{what} belongs to plan {given!r}, not {expected!r}")
 
 
+def _checked_url(url: str) -> str:
+    url = url.strip()
+    if not url:
+        raise ValueError("url must not be empty")
+    if len(url) > _MAX_URL_LENGTH:
+        raise ValueError(f"url must be at most {_MAX_URL_LENGTH} characters")
+    return url
+
+
+def _checked_event_types(event_types: Iterable[str]) -> list[str]:
+    if isinstance(event_types, str):
+        raise TypeError("event_types must be a list of event types, not a string")
+    chosen = list(dict.fromkeys(event_types))  # without repeats, in the given order
+    if not chosen:
+        raise ValueError("a webhook needs at least one event type")
+    for event_type in chosen:
+        if not isinstance(event_type, str) or not event_type:
+            raise ValueError(f"not an event type: {event_type!r}")
+        if len(event_type) > _MAX_EVENT_TYPE_LENGTH:
+            raise ValueError(f"event types are at most {_MAX_EVENT_TYPE_LENGTH} characters")
+    return chosen
+
+
+def _own_webhook(session: Session, organisation: str, webhook_id: str) -> WebhookRow | None:
+    return session.scalars(
+        select(WebhookRow).where(
+            WebhookRow.id == webhook_id, WebhookRow.organisation == organisation
+        )
+    ).one_or_none()
+
+
+def _add_outbox_rows(session: Session, events: Sequence[OutboxEvent]) -> list[str]:
+    """Insert one outbox row per (event, subscribed enabled webhook); return the row ids.
+
+    Subscriptions are read in the caller's transaction, so a webhook deleted meanwhile
+    cannot leave a row pointing nowhere (the insert would fail the whole write instead of
+    half-announcing it).
+    """
+    ids: list[str] = []
+    subscribers: dict[str, list[WebhookRow]] = {}
+    for event in events:
+        if event.organisation not in subscribers:
+            subscribers[event.organisation] = list(
+                session.scalars(
+                    select(WebhookRow)
+                    .where(
+                        WebhookRow.organisation == event.organisation,
+                        WebhookRow.disabled_at.is_(None),
+                    )
+                    .order_by(WebhookRow.created_at, WebhookRow.id)
+                )
+            )
+        for webhook in subscribers[event.organisation]:
+            if event.event_type not in webhook.event_types:
+                continue
+            row = WebhookOutboxRow(
+                id=_uuid7(),
+                webhook_id=webhook.id,
+                organisation=event.organisation,
+                event_type=event.event_type,
+                payload=dict(event.payload),
+                created_at=event.occurred_at,
+                attempts=0,
+                next_attempt_at=event.occurred_at,
+                delivered_at=None,
+                last_status=None,
+                last_error=None,
+                gave_up_at=None,
+                replayed_at=None,
+            )
+            session.add(row)
+            ids.append(row.id)
+    if ids:
+        session.flush()
+    return ids
+
+
+def _state_conditions(state: DeliveryState) -> list[Any]:
+    if state is DeliveryState.DELIVERED:
+        return [WebhookOutboxRow.delivered_at.is_not(None)]
+    if state is DeliveryState.FAILED:
+        return [WebhookOutboxRow.delivered_at.is_(None), WebhookOutboxRow.gave_up_at.is_not(None)]
+    return [WebhookOutboxRow.delivered_at.is_(None), WebhookOutboxRow.gave_up_at.is_(None)]
+
+
+def _checked_idempotency_values(key: str, method: str, path: str, fingerprint: str) -> None:
+    if not key or len(key) > _MAX_IDEMPOTENCY_KEY_LENGTH:
+        raise ValueError(f"an idempotency key has 1 to {_MAX_IDEMPOTENCY_KEY_LENGTH} characters")
+    if not method or len(method) > _MAX_METHOD_LENGTH:
+        raise ValueError(f"method must have 1 to {_MAX_METHOD_LENGTH} characters")
+    if not path:
+        raise ValueError("path must not be empty")
+    if not fingerprint or len(fingerprint) > 64:
+        raise ValueError("fingerprint must be a SHA-256 hex digest (64 characters)")
+
+
+def _stored_path(path: str) -> str:
+    """The path as the key's row holds it: a path too long for the column is kept as its
+    SHA-256, so any URL a client can send works (and still names one path)."""
+    if len(path) <= _MAX_PATH_LENGTH:
+        return path
+    return "sha256:" + hashlib.sha256(path.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _idempotency_key_is(ident: tuple[str, str, str, str]) -> tuple[Any, ...]:
+    organisation, key, method, path = ident
+    return (
+        IdempotencyKeyRow.organisation == organisation,
+        IdempotencyKeyRow.key == key,
+        IdempotencyKeyRow.method == method,
+        IdempotencyKeyRow.path == _stored_path(path),
+    )
+
+
+def _kept_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> dict[str, str]:
+    """The replayable subset of response headers, under their canonical names."""
+    # A dict, Werkzeug ``Headers`` (a multi-dict that is not a Mapping) or (name, value) pairs.
+    pairs = headers.items() if hasattr(headers, "items") else headers
+    canonical = {name.lower(): name for name in IDEMPOTENT_HEADERS}
+    kept: dict[str, str] = {}
+    for name, value in pairs:
+        wanted = canonical.get(name.lower())
+        if wanted is not None and wanted not in kept:
+            kept[wanted] = str(value)
+    return kept
+
+
 # -- row <-> record conversion ---------------------------------------------------------------
 
 
@@ -576,6 +1327,39 @@ def _api_key(row: ApiKeyRow) -> ApiKey:
         created_at=row.created_at,
         last_used_at=row.last_used_at,
         revoked_at=row.revoked_at,
+        scopes=tuple(row.scopes),
+    )
+
+
+def _webhook_record(row: WebhookRow) -> WebhookRecord:
+    return WebhookRecord(
+        id=row.id,
+        organisation=row.organisation,
+        url=row.url,
+        event_types=tuple(row.event_types),
+        secret=row.secret,
+        previous_secret=row.previous_secret,
+        previous_secret_expires_at=row.previous_secret_expires_at,
+        created_at=row.created_at,
+        disabled_at=row.disabled_at,
+    )
+
+
+def _delivery_record(row: WebhookOutboxRow) -> DeliveryRecord:
+    return DeliveryRecord(
+        id=row.id,
+        webhook_id=row.webhook_id,
+        organisation=row.organisation,
+        event_type=row.event_type,
+        payload=row.payload,
+        created_at=row.created_at,
+        attempts=row.attempts,
+        next_attempt_at=row.next_attempt_at,
+        delivered_at=row.delivered_at,
+        last_status=row.last_status,
+        last_error=row.last_error,
+        gave_up_at=row.gave_up_at,
+        replayed_at=row.replayed_at,
     )
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from planner.store import AmbiguousKeyError, Store, hash_secret
+from planner.store import SCOPES, AmbiguousKeyError, Store, hash_secret
 
 from .conftest import T0, FakeClock
 
@@ -168,3 +168,48 @@ def test_create_key_rejects_blank_or_oversized_names(
     with pytest.raises(ValueError):
         store.create_key(name, organisation)
     assert store.list_keys() == []
+
+
+def test_a_key_has_every_scope_unless_told_otherwise(store: Store) -> None:
+    key, secret = store.create_key("ci", "acme")
+    assert (
+        key.scopes
+        == SCOPES
+        == (
+            "plans:read",
+            "plans:write",
+            "feeds:manage",
+            "webhooks:manage",
+            "admin",
+        )
+    )
+    authenticated = store.authenticate(secret)
+    assert authenticated is not None and authenticated.scopes == SCOPES
+
+
+def test_scopes_are_stored_in_canonical_order(store: Store) -> None:
+    key, secret = store.create_key("hooks", "acme", ["webhooks:manage", "plans:read"])
+    assert key.scopes == ("plans:read", "webhooks:manage")
+    (listed,) = store.list_keys()
+    authenticated = store.authenticate(secret)
+    assert listed.scopes == key.scopes
+    assert authenticated is not None and authenticated.scopes == key.scopes
+    assert key.allows("plans:read") and key.allows("webhooks:manage")
+    assert not key.allows("plans:write") and not key.allows("admin")
+
+
+def test_admin_allows_everything(store: Store) -> None:
+    key, _ = store.create_key("root", "acme", ["admin"])
+    assert all(key.allows(scope) for scope in SCOPES)
+
+
+@pytest.mark.parametrize("scopes", [[], ["plans:read", "plans:delete"], ["everything"]])
+def test_unknown_or_no_scopes_are_refused(store: Store, scopes: list[str]) -> None:
+    with pytest.raises(ValueError):
+        store.create_key("ci", "acme", scopes)
+    assert store.list_keys() == []
+
+
+def test_a_string_is_not_a_list_of_scopes(store: Store) -> None:
+    with pytest.raises(TypeError):
+        store.create_key("ci", "acme", "plans:read")  # type: ignore[arg-type]

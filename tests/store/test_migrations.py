@@ -15,7 +15,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.operations import Operations
 from alembic.runtime.migration import MigrationContext
 
-from planner.store import PlanRecord, Store, StoreError, head_revision
+from planner.store import SCOPES, PlanRecord, Store, StoreError, hash_secret, head_revision
 from planner.store.migrate import alembic_config
 from planner.store.models import Base
 
@@ -46,7 +46,7 @@ def table_names(db_path: Path) -> set[str]:
 
 
 def test_head_revision_is_the_latest_one() -> None:
-    assert head_revision() == "0002"
+    assert head_revision() == "0003"
 
 
 def test_upgrade_creates_tables_and_records_revision(
@@ -133,6 +133,21 @@ def test_offline_upgrade_renders_sql(capsys: pytest.CaptureFixture[str]) -> None
     assert "CREATE UNIQUE INDEX ix_plans_feed_token_hash" in sql
     assert "CREATE TABLE plan_revisions" in sql
     assert "CREATE TABLE plan_events" in sql
+    assert "CREATE TABLE webhooks" in sql
+    assert "CREATE TABLE webhook_outbox" in sql
+    assert "CREATE INDEX ix_webhook_outbox_delivered_at_gave_up_at_next_attempt_at" in sql
+    assert "CREATE TABLE idempotency_keys" in sql
+    assert "ALTER TABLE api_keys ADD COLUMN scopes JSON" in sql
+    assert "ALTER TABLE _alembic_tmp_api_keys RENAME TO api_keys" in sql
+
+
+def test_offline_downgrade_from_0003_renders_sql(capsys: pytest.CaptureFixture[str]) -> None:
+    command.downgrade(alembic_config(url="sqlite:///unused.sqlite3"), "0003:0002", sql=True)
+    sql = capsys.readouterr().out
+    assert "DROP TABLE idempotency_keys" in sql
+    assert "DROP TABLE webhook_outbox" in sql
+    assert "DROP TABLE webhooks" in sql
+    assert "ALTER TABLE _alembic_tmp_api_keys RENAME TO api_keys" in sql
 
 
 def test_offline_downgrade_renders_sql(capsys: pytest.CaptureFixture[str]) -> None:
@@ -166,7 +181,7 @@ def test_upgrade_from_0001_keeps_plans_and_backfills(
 
     store.upgrade()
 
-    assert store.current_revision() == "0002"
+    assert store.current_revision() == head_revision()
     plan = store.get_plan("acme", PLAN_0001["id"])
     assert plan is not None
     assert (plan.revision, plan.athlete_reference, plan.document, plan.ics) == (
@@ -279,3 +294,99 @@ def test_sqlite_connections_are_tuned(store: Store) -> None:
         assert pragma("PRAGMA synchronous").scalar() == 1  # NORMAL
         assert pragma("PRAGMA foreign_keys").scalar() == 1
         assert pragma("PRAGMA busy_timeout").scalar() == 5000
+
+
+#: An API key row exactly as revisions 0001/0002 stored it (no scopes).
+KEY_0002 = {
+    "id": 7,
+    "name": "clinic system",
+    "organisation": "acme",
+    "prefix": "AbCd1234",
+    "key_hash": hash_secret("sbk_AbCd1234_secret"),
+    "created_at": "2026-11-20 09:00:00.000000",
+    "last_used_at": "2026-11-21 10:00:00.000000",
+    "revoked_at": None,
+}
+NEW_TABLES = {"webhooks", "webhook_outbox", "idempotency_keys"}
+
+
+def insert_0002_key(db_path: Path, **overrides: object) -> None:
+    row = {**KEY_0002, **overrides}
+    with closing(sqlite3.connect(db_path)) as connection, connection:
+        columns = ", ".join(row)
+        marks = ", ".join("?" * len(row))
+        connection.execute(f"INSERT INTO api_keys ({columns}) VALUES ({marks})", list(row.values()))
+
+
+def test_upgrade_from_0002_gives_existing_keys_every_scope_and_keeps_history(
+    open_store: Callable[[], Store], db_path: Path
+) -> None:
+    store = open_store()
+    migrate_to(store, "0002")
+    insert_0002_key(db_path)
+    insert_0002_key(
+        db_path,
+        id=8,
+        prefix="Revoked1",
+        key_hash=hash_secret("x"),
+        revoked_at=KEY_0002["created_at"],
+    )
+    plan = make_plan(1)
+    store.add_plan(plan, make_revision(plan, key_id=7))
+    moved = next_revision(plan)
+    store.update_plan(
+        moved,
+        expected_revision=1,
+        revision=make_revision(moved, key_id=7),
+        event=make_event(moved, key_id=7),
+    )
+
+    store.upgrade()
+
+    assert store.current_revision() == "0003"
+    assert NEW_TABLES <= table_names(db_path)
+    keys = {k.id: k for k in store.list_keys()}
+    assert keys[7].scopes == keys[8].scopes == SCOPES
+    assert keys[7].last_used_at == datetime(2026, 11, 21, 10, tzinfo=UTC)
+    assert not keys[8].active
+    found = store.authenticate("sbk_AbCd1234_secret")
+    assert found is not None and found.id == 7 and found.allows("webhooks:manage")
+    # The api_keys rebuild left the rows that reference keys alone.
+    assert [r.key_id for r in store.list_revisions("acme", plan.id)] == [7, 7]
+    assert [e.key_id for e in store.list_events("acme", plan.id)] == [7]
+    with store.engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall() == []
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        assert compare_metadata(context, Base.metadata) == []
+    # New keys and webhooks work at once.
+    hook = store.create_webhook("acme", "https://example.com/h", ["plan.created"])
+    assert store.get_webhook("acme", hook.id) == hook
+
+
+def test_downgrade_to_0002_and_back(store: Store, db_path: Path) -> None:
+    key, secret = store.create_key("limited", "acme", ["plans:read"])
+    plan = make_plan(1)
+    store.add_plan(plan, make_revision(plan, key_id=key.id))
+    store.create_webhook("acme", "https://example.com/h", ["plan.created"])
+    store.claim_idempotency("acme", "k", "POST", "/v1/plans", "0" * 64)
+
+    store.downgrade("0002")
+
+    assert store.current_revision() == "0002"
+    assert not NEW_TABLES & table_names(db_path)
+    with closing(sqlite3.connect(db_path)) as connection:
+        columns = {row[1] for row in connection.execute("PRAGMA table_info(api_keys)")}
+        indexes = {row[1] for row in connection.execute("PRAGMA index_list(api_keys)")}
+    assert columns == set(KEY_0002)
+    assert indexes == {"ix_api_keys_key_hash", "ix_api_keys_organisation"}
+
+    store.upgrade()
+
+    # The key survived; its limits did not (every pre-0003 key can do everything).
+    found = store.authenticate(secret)
+    assert found is not None and found.id == key.id and found.scopes == SCOPES
+    assert [r.key_id for r in store.list_revisions("acme", plan.id)] == [key.id]
+    assert store.list_webhooks("acme") == []
+    with store.engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        assert compare_metadata(context, Base.metadata) == []
