@@ -53,6 +53,41 @@ def serve(host: str, port: int, workers: int, access_log: bool) -> None:
     run(host=host, port=port, workers=workers, access_log=access_log)
 
 
+@main.command()
+@click.option(
+    "--interval",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(0.05, 60),
+    help="Seconds between polls of the outbox when idle.",
+)
+@click.option("--once", is_flag=True, help="Send what is due now, then exit.")
+def worker(interval: float, once: bool) -> None:
+    """Deliver webhooks from the database outbox until stopped (SIGINT/SIGTERM).
+
+    Run as many as you like (e.g. one per host with PostgreSQL): they never send the same
+    message at the same time. Receivers on private addresses need
+    PLANNER_WEBHOOKS_ALLOW_PRIVATE=true.
+    """
+    import signal
+    import threading
+
+    from planner.webhooks import Deliverer, allow_private_from_env
+
+    store = _store()
+    deliverer = Deliverer(store, allow_private=allow_private_from_env())
+    if once:
+        click.echo(f"Tried {deliverer.run_once()} deliveries.", err=True)
+        store.dispose()
+        return
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    click.echo(f"Delivering webhooks from {_display(database_url_from_env())}", err=True)
+    deliverer.run_forever(stop, interval)
+    store.dispose()
+
+
 # --------------------------------------------------------------------------- plan
 
 
@@ -198,8 +233,10 @@ def keys_list() -> None:
     for key in _store().list_keys():
         state = "revoked" if key.revoked_at else "active"
         used = key.last_used_at.isoformat() if key.last_used_at else "never"
+        scopes = ",".join(key.scopes)
         click.echo(
-            f"{key.id}\t{key.prefix}\t{key.organisation}\t{key.name}\t{state}\tlast used {used}"
+            f"{key.id}\t{key.prefix}\t{key.organisation}\t{key.name}\t{state}\t{scopes}"
+            f"\tlast used {used}"
         )
 
 

@@ -16,7 +16,17 @@ from flask import Flask
 from planner.catalog import load_catalog, protocol_dirs
 from planner.services import Planner
 from planner.store import Store, default_database_url
-from planner.web import feeds, fhir, health, page, plans, progress, protocols
+from planner.web import (
+    feeds,
+    fhir,
+    health,
+    idempotency,
+    page,
+    plans,
+    progress,
+    protocols,
+    webhooks,
+)
 from planner.web.api import Api
 from planner.web.auth import BEARER_SCHEME
 from planner.web.config import DEFAULTS
@@ -43,12 +53,14 @@ def create_app(config: Mapping[str, Any] | None = None, *, store: Store | None =
     }
 
     register_error_handlers(app)
+    idempotency.init_app(app)
     api = Api(app)
     api.spec.components.security_scheme("bearerAuth", BEARER_SCHEME)
     for blueprint in (
         plans.blp,
         progress.blp,
         feeds.admin,
+        webhooks.blp,
         protocols.blp,
         feeds.blp,
         page.blp,

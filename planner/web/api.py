@@ -35,11 +35,27 @@ class Api(flask_smorest.Api):  # type: ignore[misc]
 
 
 def errors(blp: flask_smorest.Blueprint, *statuses: int) -> Callable[[F], F]:
-    """Document the problem responses a view can give."""
+    """Document the problem responses a view can give (a route that can answer 401
+    can also answer 403: a valid key without the scope the route needs)."""
+    if 401 in statuses and 403 not in statuses:
+        statuses = (*statuses, 403)
 
     def decorate(view: F) -> F:
         for status in statuses:
             view = blp.alt_response(status, response=http.HTTPStatus(status).name)(view)
         return view
+
+    return decorate
+
+
+def idempotent(blp: flask_smorest.Blueprint) -> Callable[[F], F]:
+    """Document ``Idempotency-Key`` (and the replay marker) on a POST operation."""
+    from planner.web.idempotency import PARAMETER
+
+    def decorate(view: F) -> F:
+        view = blp.doc(parameters=[PARAMETER])(view)
+        return blp.alt_response(
+            409, response="CONFLICT", description="A request with this key is still running"
+        )(view)
 
     return decorate

@@ -30,7 +30,28 @@ def require_api_key():  # type: ignore[no-untyped-def]
             headers={"WWW-Authenticate": 'Bearer realm="stride-back"'},
         )
     g.api_key = key
+    scope = required_scope()
+    if not key.allows(scope):
+        return problem(
+            403,
+            detail=f"This key lacks the {scope!r} scope.",
+            code="insufficient_scope",
+            headers={"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{scope}"'},
+        )
     return None
+
+
+#: Blueprints whose every route needs one scope; elsewhere reads need plans:read
+#: and writes plans:write.
+BLUEPRINT_SCOPES = {"feed_admin": "feeds:manage", "webhooks": "webhooks:manage"}
+
+
+def required_scope() -> str:
+    """The scope the current request needs (``admin`` keys have them all)."""
+    blueprint = request.blueprint or ""
+    if blueprint in BLUEPRINT_SCOPES:
+        return BLUEPRINT_SCOPES[blueprint]
+    return "plans:read" if request.method in ("GET", "HEAD") else "plans:write"
 
 
 def require_json_body():  # type: ignore[no-untyped-def]
@@ -47,9 +68,13 @@ def require_json_body():  # type: ignore[no-untyped-def]
 
 
 def protect(blueprint: Blueprint) -> Blueprint:
-    """Guard every route of a /v1 blueprint: API key first, then the body's type."""
+    """Guard every route of a /v1 blueprint: API key and scope first, then the body's
+    type, then the ``Idempotency-Key`` (which needs to know the organisation)."""
+    from planner.web.idempotency import begin
+
     blueprint.before_request(require_api_key)
     blueprint.before_request(require_json_body)
+    blueprint.before_request(begin)
     return blueprint
 
 

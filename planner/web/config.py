@@ -14,6 +14,10 @@ DEFAULTS: dict[str, object] = {
     "UPGRADE_ON_START": True,
     # Extra directories of protocol files (a clinic's own), validated at start-up.
     "PROTOCOLS_DIRS": [],
+    # Webhooks: receivers on private/loopback addresses are refused unless this is true.
+    "WEBHOOKS_ALLOW_PRIVATE": False,
+    # Deliver webhooks from a thread of each `planner serve` worker; None: only on SQLite.
+    "WEBHOOKS_IN_PROCESS": None,
     # Requests larger than this are refused with 413 before they are parsed.
     "MAX_CONTENT_LENGTH": 64 * 1024,
     "JSON_SORT_KEYS": False,

@@ -30,11 +30,16 @@ STATUS_FOR_CODE = {
     "plan_not_active": 409,
     "revision_conflict": 409,
     "precondition_failed": 412,
+    "webhook_not_found": 404,
+    "delivery_not_found": 404,
+    "invalid_webhook": 422,
+    "webhook_disabled": 409,
 }
 
 TITLES = {
     400: "Malformed request",
     401: "Authentication required",
+    403: "Forbidden",
     404: "Not found",
     405: "Method not allowed",
     409: "Conflict",

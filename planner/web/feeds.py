@@ -20,7 +20,7 @@ from werkzeug.http import http_date, parse_date
 from planner.schemas.api import FeedLinksSchema, FeedSettingsSchema
 from planner.services import plan_links
 from planner.store import PlanRecord
-from planner.web.api import errors
+from planner.web.api import errors, idempotent
 from planner.web.auth import current_organisation, protect
 from planner.web.common import ICAL_MIME, bytes_response, current_key_id, planner
 
@@ -187,6 +187,7 @@ class FeedSettings(MethodView):
 @admin.route("/<plan_id>/feed-token")
 class FeedToken(MethodView):
     @admin.response(201, FeedLinksSchema)
+    @idempotent(admin)
     @errors(admin, 401, 404)
     def post(self, plan_id: str) -> Response:
         """Rotate the feed token: the old feed URL answers 404 at once"""

@@ -19,7 +19,7 @@ from planner.schemas.api import (
 )
 from planner.services import plan_links
 from planner.store import PlanRecord
-from planner.web.api import errors
+from planner.web.api import errors, idempotent
 from planner.web.auth import current_organisation, protect
 from planner.web.common import (
     ICAL_MIME,
@@ -74,6 +74,7 @@ class Plans(MethodView):
         PlanSchema,
         headers={"Location": {"description": "URL of the new plan", "schema": {"type": "string"}}},
     )
+    @idempotent(blp)
     @errors(blp, 400, 401, 413, 415, 422)
     def post(self, payload: dict[str, Any]) -> Response:
         """Create a plan
@@ -144,6 +145,7 @@ class PlanCalendar(MethodView):
 @blp.route("/<plan_id>/confirm")
 class ConfirmPlan(MethodView):
     @blp.response(200, PlanSchema)
+    @idempotent(blp)
     @errors(blp, 401, 404, 409)
     def post(self, plan_id: str) -> Response:
         """Confirm a plan as a clinician

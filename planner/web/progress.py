@@ -19,7 +19,7 @@ from planner.schemas.api import (
 )
 from planner.services import Recorded, served_document
 from planner.store import EventRecord, strong_etag
-from planner.web.api import errors
+from planner.web.api import errors, idempotent
 from planner.web.auth import current_organisation, protect
 from planner.web.common import current_key_id, planner
 
@@ -74,6 +74,7 @@ class CheckIns(MethodView):
     @blp.arguments(CheckInCreateSchema)
     @blp.response(201, RecordedSchema)
     @blp.doc(parameters=[IF_MATCH])
+    @idempotent(blp)
     @errors(blp, 400, 401, 404, 409, 412, 413, 415, 422)
     def post(self, payload: dict[str, Any], plan_id: str) -> Response:
         """Record how a session went
@@ -106,6 +107,7 @@ class PhaseGate(MethodView):
     @blp.arguments(GateCreateSchema)
     @blp.response(201, RecordedSchema)
     @blp.doc(parameters=[IF_MATCH])
+    @idempotent(blp)
     @errors(blp, 400, 401, 404, 409, 412, 413, 415, 422)
     def post(self, payload: dict[str, Any], plan_id: str, phase_key: str) -> Response:
         """Record a clinician's decision on a phase's exit criteria
@@ -130,6 +132,7 @@ class CancelPlan(MethodView):
     @blp.arguments(CancelSchema)
     @blp.response(201, RecordedSchema)
     @blp.doc(parameters=[IF_MATCH])
+    @idempotent(blp)
     @errors(blp, 400, 401, 404, 409, 412, 413, 415, 422)
     def post(self, payload: dict[str, Any], plan_id: str) -> Response:
         """Cancel a plan

@@ -9,6 +9,7 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger
 
 from planner.web import create_app
+from planner.web.webhooks import start_background_delivery
 
 #: Feed and page URLs carry a capability token: it must never reach a log file.
 _TOKEN_PATH = re.compile(r"/(feeds|p)/[^/?\s]+")
@@ -41,7 +42,10 @@ class PlannerServer(BaseApplication):  # type: ignore[misc]
 
     def load(self):  # type: ignore[no-untyped-def]
         # The schema was upgraded once by the master; workers must not race to do it.
-        return create_app({"UPGRADE_ON_START": False})
+        app = create_app({"UPGRADE_ON_START": False})
+        # In each worker, after the fork (gunicorn loads the app there): never in the master.
+        start_background_delivery(app)
+        return app
 
 
 def run(*, host: str, port: int, workers: int, access_log: bool) -> None:
