@@ -33,6 +33,7 @@ from planner.domain.model import (
 from planner.domain.risk import needs_clearance_review
 from planner.domain.scheduling import schedule, session_uid
 from planner.domain.selection import EMERGENCY_ALERT
+from planner.domain.triad import apply_clearance
 
 #: Days without running after which the programme drops back one level [R55].
 MISSED_DAYS_PER_LEVEL = 5
@@ -154,6 +155,7 @@ def revise(
     """
     if plan.status is not PlanStatus.ACTIVE:
         raise PlanNotActive(f"The plan is {plan.status.value}; nothing more can be recorded.")
+    protocol = apply_clearance(protocol, context)  # the Triad CRA's levels and gates
     previous = plan.progress
     if previous.horizon is not None and today < previous.horizon:
         today = previous.horizon
@@ -166,11 +168,13 @@ def revise(
     else:
         session = _session_for(plan, event, today)
         outcome, reason = decide(event)
-        if outcome is Outcome.STOP_AND_REFER:
+        if outcome is Outcome.STOP_AND_REFER:  # red flags are always heard
             return _stop(plan, event, session, today, at, reason)
+        _check_reportable(plan, session)
         horizon = today
         progress = _missed_running(plan, protocol, previous, today)
         progress = _apply_outcome(plan, protocol, progress, session, outcome)
+        progress = replace(progress, reported=(*progress.reported, session.uid))
         decision = Decision(outcome, reason, session.uid)
 
     progress = replace(progress, horizon=horizon, frozen_ends=_frozen_ends(plan, horizon))
@@ -225,6 +229,30 @@ def _session_for(plan: Plan, check_in: CheckIn, today: date) -> Session:
     if session.status is SessionStatus.CANCELLED:
         raise InvalidEvent("That session was cancelled.", {"session_uid": ["Cancelled."]})
     return session
+
+
+def _check_reportable(plan: Plan, session: Session) -> None:
+    """A session counts once, and only once its phase has begun (no earlier phase still
+    waits for its clinician's gate)."""
+    if session.uid in plan.progress.reported:
+        raise EventConflict(
+            "That session was already reported.",
+            {"session_uid": ["Already reported; a session counts once."]},
+        )
+    for phase in plan.phases:
+        if phase.key == session.phase:
+            return
+        waiting = (
+            _gated(plan, phase)
+            and plan.progress.met_on(phase.key) is None
+            and plan.progress.frozen_end(phase.key) is None
+        )
+        if waiting:
+            raise EventConflict(
+                f"The {session.phase} phase has not begun: {phase.key} still waits for "
+                "its gate.",
+                {"session_uid": [f"Record the {phase.key} gate first."]},
+            )
 
 
 def _apply_gate(plan: Plan, gate: Gate, today: date) -> tuple[date, Progress, Decision]:

@@ -197,6 +197,33 @@ def test_check_in_outcomes_follow_the_pain_rules(
     assert body["plan"]["revision"] == 6
 
 
+def test_a_session_counts_once(
+    client: FlaskClient, auth: dict[str, str], clock: Clock, plan: dict[str, Any]
+) -> None:
+    clock.on("2026-11-23")
+    assert check_in(client, auth, plan["id"], date="2026-11-23").status_code == 201
+
+    again = check_in(client, auth, plan["id"], date="2026-11-23")
+
+    assert again.status_code == 409
+    assert "session_uid" in again.get_json()["errors"]
+
+
+def test_running_cannot_be_reported_before_its_phase_begins(
+    client: FlaskClient, auth: dict[str, str], clock: Clock, plan: dict[str, Any]
+) -> None:
+    first_run = running(plan)[0]
+    clock.on(first_run["date"])  # the protection phase's gate was never recorded
+
+    response = check_in(client, auth, plan["id"], session_uid=first_run["uid"])
+    red_flag = check_in(
+        client, auth, plan["id"], session_uid=first_run["uid"], red_flags=["night_pain"]
+    )
+
+    assert response.status_code == 409
+    assert red_flag.status_code == 201  # a red flag is always heard
+
+
 def test_check_in_by_date_and_the_history_endpoints(
     client: FlaskClient,
     auth: dict[str, str],
@@ -313,18 +340,18 @@ def test_stale_if_match_is_412_and_stale_revision_is_409(
     plan: dict[str, Any],
     contract: Contract,
 ) -> None:
-    clock.on("2026-11-23")
+    clock.on("2026-11-27")
     path = f"/v1/plans/{plan['id']}"
     etag = client.get(path, headers=auth).headers["ETag"]
     assert check_in(client, auth, plan["id"], date="2026-11-23").status_code == 201
 
     stale = client.post(
-        path + "/check-ins", json={"date": "2026-11-23"}, headers={**auth, "If-Match": etag}
+        path + "/check-ins", json={"date": "2026-11-24"}, headers={**auth, "If-Match": etag}
     )
-    conflict = check_in(client, auth, plan["id"], date="2026-11-23", revision=1)
+    conflict = check_in(client, auth, plan["id"], date="2026-11-25", revision=1)
     fresh_etag = client.get(path, headers=auth).headers["ETag"]
     fresh = client.post(
-        path + "/check-ins", json={"date": "2026-11-23"}, headers={**auth, "If-Match": fresh_etag}
+        path + "/check-ins", json={"date": "2026-11-27"}, headers={**auth, "If-Match": fresh_etag}
     )
 
     contract.check("POST", path + "/check-ins", stale)
