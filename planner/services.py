@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 from marshmallow import ValidationError
 
+from planner import webhooks
 from planner.catalog import Catalog, protocol_from_document
 from planner.domain.errors import InvalidInjury, PlannerError
 from planner.domain.injury import classify
@@ -28,6 +29,7 @@ from planner.domain.model import (
     PlanStatus,
     Preferences,
     RedFlag,
+    RiskAssessment,
     RiskFactor,
     Weekday,
 )
@@ -35,6 +37,7 @@ from planner.domain.planning import RecordedEvent, make_plan, planning_context, 
 from planner.domain.progress import Cancel, CheckIn, Decision, Event, Gate, revise
 from planner.export import to_ical, to_json
 from planner.schemas.api import (
+    RISK_ASSESSMENT_REQUEST_FIELDS,
     DecisionSchema,
     FeedSettingsSchema,
     PlanCreateSchema,
@@ -119,6 +122,7 @@ def plan_request(payload: Mapping[str, Any]) -> PlanRequest:
         session_time=schedule.get("session_time") or None,
         timezone=payload.get("timezone") or "UTC",
     )
+    answers = payload.get("risk_assessment")
     return PlanRequest(
         diagnosis_date=payload["diagnosis_date"],
         start_date=payload.get("start_date"),
@@ -126,6 +130,7 @@ def plan_request(payload: Mapping[str, Any]) -> PlanRequest:
         athlete=Athlete(reference=athlete.get("reference"), name=athlete.get("name")),
         risk_factors=tuple(r for r in RiskFactor if r in set(payload.get("risk_factors") or ())),
         preferences=preferences,
+        risk_assessment=None if answers is None else RiskAssessment(**dict(answers)),
     )
 
 
@@ -145,6 +150,7 @@ _REQUEST_SCHEMA = PlanSchema(
         "injury",
         "risk_factors",
         "schedule",
+        *RISK_ASSESSMENT_REQUEST_FIELDS,  # the answers only: the score is recomputed
     )
 )
 
@@ -269,6 +275,7 @@ class Planner:
                 reason="; ".join(plan.selection.reasons),
                 document=record.document,
             ),
+            outbox=webhooks.plan_events(record, now=plan.created_at),
         )
         return record
 
@@ -550,6 +557,9 @@ class Planner:
                 document=new_record.document,
             ),
             event=event,
+            outbox=webhooks.plan_events(
+                new_record, previous=record, kind=kind, reason=reason, event=event, now=now
+            ),
         )
         return new_record
 

@@ -130,7 +130,7 @@ def test_protocols_check_passes_on_the_shipped_files(runner: CliRunner) -> None:
     result = runner.invoke(main, ["protocols", "check"])
 
     assert result.exit_code == 0, result.output
-    assert "OK femoral-neck-compression-conservative 1.0.0" in result.stdout
+    assert "OK femoral-neck-compression-conservative 1.1.0" in result.stdout
     assert "OK femoral-neck-surgical-referral 1.0.0" in result.stdout
 
 

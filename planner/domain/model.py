@@ -12,9 +12,29 @@ from enum import StrEnum
 
 
 class Site(StrEnum):
-    """Bone of the stress injury (stable API vocabulary)."""
+    """Bone of the stress injury (stable API vocabulary, domain.md Part B §3.1).
+
+    Mechanical risk and whether the Triad CRA counts a site as trabecular are in
+    :data:`planner.domain.injury.SITE_PROFILES`.
+    """
 
     FEMORAL_NECK = "femoral_neck"
+    # low-risk sites [R22][R23][R63]
+    TIBIA_POSTEROMEDIAL = "tibia_posteromedial"
+    FIBULA = "fibula"
+    METATARSAL_SHAFT = "metatarsal_shaft"  # 2nd–4th metatarsal shafts
+    CALCANEUS = "calcaneus"
+    PUBIC_RAMUS = "pubic_ramus"
+    FEMORAL_SHAFT = "femoral_shaft"
+    # high-risk sites [R13][R22][R23][R63]; femoral head by analogy (domain.md §3.1)
+    TIBIA_ANTERIOR = "tibia_anterior"
+    NAVICULAR = "navicular"
+    METATARSAL_5_PROXIMAL = "metatarsal_5_proximal"
+    MEDIAL_MALLEOLUS = "medial_malleolus"
+    SESAMOID = "sesamoid"
+    PATELLA = "patella"
+    TALUS = "talus"
+    FEMORAL_HEAD = "femoral_head"
 
 
 class FractureSide(StrEnum):
@@ -22,6 +42,20 @@ class FractureSide(StrEnum):
 
     COMPRESSION = "compression"
     TENSION = "tension"
+
+
+class GradingSystem(StrEnum):
+    """The MRI (or clinical + imaging) grading an ``mri_grade`` is stated in (Part B §1).
+
+    ``nattiv`` and ``arendt``: 1–4, 4 = a visible fracture line. ``fredericson``: 1–4,
+    where 4 is split by ``fracture_line`` (false = 4a, true = 4b). ``kaeding_miller``:
+    I–V as 1–5, III = non-displaced line, IV = displaced, V = non-union.
+    """
+
+    NATTIV = "nattiv"
+    FREDERICSON = "fredericson"
+    ARENDT = "arendt"
+    KAEDING_MILLER = "kaeding_miller"
 
 
 class Laterality(StrEnum):
@@ -32,6 +66,7 @@ class Laterality(StrEnum):
 class Pathway(StrEnum):
     CONSERVATIVE = "conservative"
     SURGICAL_REFERRAL = "surgical_referral"
+    SPECIALIST_REFERRAL = "specialist_referral"
 
 
 class Triage(StrEnum):
@@ -40,10 +75,15 @@ class Triage(StrEnum):
     EMERGENCY_CARE = "emergency_care"
     URGENT_SURGICAL_REFERRAL = "urgent_surgical_referral"
     CONSERVATIVE = "conservative"
+    SPECIALIST_REFERRAL = "specialist_referral"
 
     @property
     def pathway(self) -> Pathway:
-        return Pathway.CONSERVATIVE if self is Triage.CONSERVATIVE else Pathway.SURGICAL_REFERRAL
+        if self is Triage.CONSERVATIVE:
+            return Pathway.CONSERVATIVE
+        if self is Triage.SPECIALIST_REFERRAL:
+            return Pathway.SPECIALIST_REFERRAL
+        return Pathway.SURGICAL_REFERRAL
 
 
 class SessionKind(StrEnum):
@@ -121,9 +161,20 @@ class Weekday(StrEnum):
 
 
 #: Phase keys whose sessions must never include running (design.md §3).
-NO_RUNNING_PHASES = frozenset({"non_weight_bearing", "walking", "surgical_referral"})
+NO_RUNNING_PHASES = frozenset(
+    {
+        "non_weight_bearing",
+        "walking",
+        "surgical_referral",
+        "specialist_referral",
+        "relative_rest",
+        "medical_clearance",
+    }
+)
 #: Phase keys whose sessions must never include walks (design.md §3).
-NO_WALKING_PHASES = frozenset({"non_weight_bearing", "surgical_referral"})
+NO_WALKING_PHASES = frozenset({"non_weight_bearing", "surgical_referral", "specialist_referral"})
+#: Key the planner reserves for the medical-clearance review and the Triad hold phase.
+CLEARANCE_KEY = "medical_clearance"
 
 
 # --------------------------------------------------------------------------- injury
@@ -148,6 +199,80 @@ class Injury:
     hip_effusion: bool = False
     progression_on_imaging: bool = False
     can_bear_weight: bool = True
+    grading_system: GradingSystem | None = None
+
+    @property
+    def non_union(self) -> bool:
+        """Kaeding–Miller grade V: a stress fracture that has not united [R4][R57]."""
+        return self.grading_system is GradingSystem.KAEDING_MILLER and self.mri_grade == 5
+
+
+# --------------------------------------------------------------------------- Triad CRA
+
+
+class EnergyAvailability(StrEnum):
+    """The CRA's "low energy availability ± disordered eating" answer [R28]."""
+
+    ADEQUATE = "adequate"  # no dietary restriction
+    SOME_RESTRICTION = "some_restriction"  # some restriction, current or past disordered eating
+    EATING_DISORDER = "eating_disorder"  # meets DSM-5 criteria for an eating disorder
+
+
+class TriadRisk(StrEnum):
+    LOW = "low"  # 0–1 points
+    MODERATE = "moderate"  # 2–5 points
+    HIGH = "high"  # ≥ 6 points
+
+
+class Clearance(StrEnum):
+    """The 2014 Triad Coalition clearance categories [R28]."""
+
+    FULL = "full"
+    PROVISIONAL = "provisional_limited"  # provisional or limited clearance
+    RESTRICTED = "restricted"  # restricted from training and competition / disqualified
+
+
+@dataclass(frozen=True, slots=True)
+class RiskAssessment:
+    """Structured answers for the Female Athlete Triad Cumulative Risk Assessment.
+
+    Every answer is optional: ``None`` means not assessed (it scores 0 and is listed).
+    """
+
+    energy_availability: EnergyAvailability | None = None
+    bmi: float | None = None
+    weight_loss_pct_month: float | None = None
+    menarche_age: float | None = None
+    menses_last_12_months: int | None = None
+    bmd_z_score: float | None = None
+    prior_bsi_count: int | None = None
+    prior_high_risk_bsi: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TriadFactor:
+    """One row of the CRA table: its points and what they were scored from."""
+
+    factor: str
+    points: int
+    assessed: bool
+    finding: str
+
+
+@dataclass(frozen=True, slots=True)
+class TriadAssessment:
+    """The scored CRA (``planner.domain.triad.assess``) and what it means for the plan."""
+
+    inputs: RiskAssessment
+    factors: tuple[TriadFactor, ...]
+    score: int
+    risk_level: TriadRisk
+    clearance: Clearance
+    categorical_restriction: str | None
+    not_assessed: tuple[str, ...]
+    dxa_indicated: bool
+    dxa_reasons: tuple[str, ...]
+    referrals: tuple[str, ...]
 
 
 # --------------------------------------------------------------------------- protocols
@@ -234,6 +359,9 @@ class PhaseTemplate:
     duration_rules: tuple[DurationRule, ...] = ()
     range_days: tuple[int, int] | None = None
     evidence: tuple[str, ...] = ()
+    #: The phases after this one are laid out only once a clinician records this
+    #: phase's gate as met (it must end with a review); until then the plan ends here.
+    hold: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,6 +418,7 @@ class PlanRequest:
     athlete: Athlete = field(default_factory=Athlete)
     risk_factors: tuple[RiskFactor, ...] = ()
     preferences: Preferences = field(default_factory=Preferences)
+    risk_assessment: RiskAssessment | None = None
 
     @property
     def effective_start(self) -> date:
@@ -311,6 +440,9 @@ class Selection:
     triage: Triage
     rule: int
     reasons: tuple[str, ...]
+    #: The scored Triad CRA when the request had a ``risk_assessment``: it decides
+    #: whether the pathway's running phases wait for a medical-clearance gate.
+    triad: TriadAssessment | None = None
 
     @property
     def pathway(self) -> Pathway:
@@ -409,6 +541,7 @@ class Progress:
     last_running: date | None = None
     stopped_on: date | None = None
     cancelled_on: date | None = None
+    reported: tuple[str, ...] = ()  # UIDs of sessions already checked in
 
     def template(self, key: str) -> TemplateProgress | None:
         return next((t for t in self.templates if t.template == key), None)
@@ -451,6 +584,10 @@ class Plan:
     @property
     def start_date(self) -> date:
         return self.request.effective_start
+
+    @property
+    def triad(self) -> TriadAssessment | None:
+        return self.selection.triad
 
     @property
     def end_date(self) -> date:

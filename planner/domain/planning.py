@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -21,6 +21,7 @@ from planner.domain.progress import Decision, Event, revise
 from planner.domain.risk import needs_clearance_review, risk_alerts
 from planner.domain.scheduling import parse_session_time, schedule
 from planner.domain.selection import select_protocol, triage
+from planner.domain.triad import assess, context_facts, triad_alerts
 
 
 def make_plan(
@@ -43,6 +44,8 @@ def make_plan(
     """
     validate_request(request)
     selection, triage_alerts = triage(request.injury)
+    if request.risk_assessment is not None:
+        selection = replace(selection, triad=assess(request.risk_assessment, request.injury))
     if protocol is None:
         protocol = select_protocol(request.injury, selection, catalog)
     phases, sessions = schedule(
@@ -70,7 +73,7 @@ def make_plan(
         ),
         phases=phases,
         sessions=sessions,
-        alerts=triage_alerts + risk_alerts(request.risk_factors),
+        alerts=triage_alerts + triad_alerts(selection.triad) + risk_alerts(request.risk_factors),
         pain_rules=protocol.pain_rules,
     )
 
@@ -106,11 +109,13 @@ def replay(
 
 
 def planning_context(injury: Injury, selection: Selection) -> dict[str, object]:
-    """The facts protocol conditions (``when``) may test."""
+    """The facts protocol conditions (``when``) may test, plus the Triad clearance
+    (``triad_clearance``, ``triad_score``) that the scheduler applies to every protocol."""
     return {
         "site": injury.site.value,
         "type": injury.type.value if injury.type else None,
         "mri_grade": injury.mri_grade,
+        "grading_system": injury.grading_system.value if injury.grading_system else None,
         "fracture_line": injury.fracture_line,
         "complete": injury.complete,
         "displaced": injury.displaced,
@@ -118,6 +123,7 @@ def planning_context(injury: Injury, selection: Selection) -> dict[str, object]:
         "progression_on_imaging": injury.progression_on_imaging,
         "can_bear_weight": injury.can_bear_weight,
         "triage": selection.triage.value,
+        **context_facts(selection.triad),
     }
 
 
@@ -127,6 +133,7 @@ CONTEXT_FACTS = frozenset(
         "site",
         "type",
         "mri_grade",
+        "grading_system",
         "fracture_line",
         "complete",
         "displaced",

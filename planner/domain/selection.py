@@ -2,6 +2,17 @@
 
 The rules are domain.md A2, applied in order; the first that matches wins. The
 reasons say which findings fired so a clinician can check the decision.
+
+Sites other than the femoral neck (Part B §3) share rule 1 (displaced, or cannot bear
+weight → emergency care) and then follow two site rules:
+
+5. a high-risk site (§3.1), or any site that progresses on imaging or has not united
+   (Kaeding–Miller V) → ``specialist_referral``: a specialist sets the protection,
+   and no running is planned until a clinician records the referral's gate [R13][R23][R63];
+6. otherwise (a low-risk site) → ``conservative`` [R22][R23][R63].
+
+Rule 3 for the femoral neck also counts a non-union (Kaeding–Miller V) as a finding
+that calls for surgery.
 """
 
 from __future__ import annotations
@@ -9,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from planner.domain.errors import NoMatchingProtocol
+from planner.domain.injury import grade_name, site_profile
 from planner.domain.model import (
     Alert,
     FractureSide,
@@ -16,6 +28,7 @@ from planner.domain.model import (
     Protocol,
     Selection,
     Severity,
+    Site,
     Triage,
 )
 
@@ -42,6 +55,17 @@ SURGICAL_ALERT = Alert(
     references=("R1", "R16", "R17", "R19", "R20", "R62"),
 )
 
+SPECIALIST_ALERT = Alert(
+    code="specialist_referral",
+    severity=Severity.WARNING,
+    message=(
+        "See a sports-medicine or orthopaedic specialist promptly: this bone needs a "
+        "specialist's plan for protection, and no running is planned until a clinician "
+        "clears it. Stop running and jumping now."
+    ),
+    references=("R13", "R22", "R23", "R27", "R63"),
+)
+
 
 def triage(injury: Injury) -> tuple[Selection, tuple[Alert, ...]]:
     """Apply the A2 rules in order and return the selection with its triage alerts.
@@ -57,6 +81,8 @@ def triage(injury: Injury) -> tuple[Selection, tuple[Alert, ...]]:
         emergency.append("the runner cannot bear weight on the leg")
     if emergency:
         return _selection(Triage.EMERGENCY_CARE, 1, emergency), (EMERGENCY_ALERT,)
+    if injury.site is not Site.FEMORAL_NECK:
+        return _other_site(injury)
 
     if injury.type is FractureSide.TENSION:
         reasons = ["tension-side (superolateral) injury: unstable, fixation is the norm"]
@@ -73,6 +99,8 @@ def triage(injury: Injury) -> tuple[Selection, tuple[Alert, ...]]:
         high_risk.append("hip-joint effusion on MRI (about 8× risk of progression)")
     if injury.progression_on_imaging:
         high_risk.append("progression on repeat imaging")
+    if injury.non_union:
+        high_risk.append("non-union (Kaeding–Miller grade V)")
     if high_risk:
         return _selection(Triage.URGENT_SURGICAL_REFERRAL, 3, high_risk), (SURGICAL_ALERT,)
 
@@ -87,8 +115,42 @@ def triage(injury: Injury) -> tuple[Selection, tuple[Alert, ...]]:
     return _selection(Triage.CONSERVATIVE, 4, reasons), ()
 
 
+def _finding(injury: Injury) -> str:
+    grade = (
+        f", {grade_name(injury.grading_system, injury.mri_grade)}"
+        if injury.mri_grade is not None
+        else ""
+    )
+    line = "a fracture line" if injury.fracture_line else "no fracture line"
+    return f"{line}{grade}"
+
+
+def _other_site(injury: Injury) -> tuple[Selection, tuple[Alert, ...]]:
+    """Rules 5 and 6: every site but the femoral neck (domain.md Part B §3)."""
+    profile = site_profile(injury.site)
+    referral = []
+    if profile.high_risk:
+        referral.append(
+            f"{profile.label} is a high-risk site (completion, delayed or non-union): "
+            "specialist care, no durations are planned for it"
+        )
+    if injury.progression_on_imaging:
+        referral.append(f"{profile.label}: progression on repeat imaging")
+    if injury.non_union:
+        referral.append(f"{profile.label}: non-union (Kaeding–Miller grade V)")
+    if injury.hip_effusion:
+        referral.append(f"{profile.label}: hip-joint effusion on MRI")
+    if referral:
+        return _selection(Triage.SPECIALIST_REFERRAL, 5, referral), (SPECIALIST_ALERT,)
+    reasons = [
+        f"{profile.label} is a low-risk site, {_finding(injury)}: relative rest and a "
+        "graded return, managed conservatively"
+    ]
+    return _selection(Triage.CONSERVATIVE, 6, reasons), ()
+
+
 def _selection(outcome: Triage, rule: int, findings: Iterable[str]) -> Selection:
-    prefix = f"A2 rule {rule} → {outcome.value}: "
+    prefix = f"{'A2' if rule <= 4 else 'Site'} rule {rule} → {outcome.value}: "
     return Selection(triage=outcome, rule=rule, reasons=tuple(prefix + f for f in findings))
 
 

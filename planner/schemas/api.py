@@ -11,7 +11,10 @@ from typing import Any
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from planner.domain.model import (
+    Clearance,
+    EnergyAvailability,
     FractureSide,
+    GradingSystem,
     Laterality,
     Outcome,
     Pathway,
@@ -22,6 +25,7 @@ from planner.domain.model import (
     SessionStatus,
     Severity,
     Site,
+    TriadRisk,
     Triage,
     Weekday,
 )
@@ -53,30 +57,126 @@ class AthleteSchema(StrictSchema):
 
 
 class InjuryInputSchema(StrictSchema):
-    site = _enum(Site, required=True, metadata={"description": "Bone of the injury."})
+    site = _enum(
+        Site,
+        required=True,
+        metadata={
+            "description": "Bone of the injury. Low-risk sites (tibia_posteromedial, fibula, "
+            "metatarsal_shaft, calcaneus, pubic_ramus, femoral_shaft) are managed "
+            "conservatively; high-risk sites (tibia_anterior, navicular, "
+            "metatarsal_5_proximal, medial_malleolus, sesamoid, patella, talus, "
+            "femoral_head) are referred to a specialist; femoral_neck follows its own triage."
+        },
+    )
     type = _enum(
         FractureSide,
         metadata={
-            "description": "Femoral neck only (required there): compression or tension side."
+            "description": "Femoral neck only (required there): compression or tension side. "
+            "A type for any other site is refused."
         },
     )
     laterality = _enum(Laterality)
     mri_grade = fields.Integer(
-        validate=validate.Range(min=1, max=4),
-        metadata={"description": "Nattiv/Arendt-style MRI grade; 4 means a fracture line."},
+        validate=validate.Range(min=1, max=5),
+        metadata={
+            "description": "MRI grade in `grading_system`. Without a grading system: a "
+            "Nattiv/Arendt-style grade 1–4 (4 = fracture line) that does not change "
+            "durations. nattiv, arendt: 1–4, 4 = fracture line. fredericson: 1–4, grade 4 "
+            "with fracture_line false = 4a, true = 4b. kaeding_miller: 1–5 for I–V "
+            "(III non-displaced line, IV displaced, V non-union)."
+        },
+    )
+    grading_system = _enum(
+        GradingSystem,
+        metadata={
+            "description": "The system mri_grade is stated in; with it, a higher grade "
+            "lengthens protection and walking as the protocol documents."
+        },
     )
     fracture_line = fields.Boolean(metadata={"description": "A fracture line on MRI."})
     fracture_line_pct = fields.Integer(
         validate=validate.Range(min=0, max=100),
-        metadata={"description": "Fracture-line length as % of femoral-neck width."},
+        metadata={"description": "Femoral neck only: fracture-line length as % of neck width."},
     )
-    complete = fields.Boolean(metadata={"description": "The line crosses the whole neck."})
+    complete = fields.Boolean(
+        metadata={"description": "Femoral neck only: the line crosses the whole neck."}
+    )
     displaced = fields.Boolean()
-    hip_effusion = fields.Boolean(metadata={"description": "Hip-joint effusion on MRI."})
+    hip_effusion = fields.Boolean(
+        metadata={"description": "Hip-joint effusion on MRI (femoral neck or head only)."}
+    )
     progression_on_imaging = fields.Boolean()
     can_bear_weight = fields.Boolean(
         load_default=None, metadata={"description": "Defaults to true."}
     )
+
+
+class RiskAssessmentSchema(StrictSchema):
+    """Female Athlete Triad Cumulative Risk Assessment answers (2014 Coalition [R28]).
+
+    Every answer is optional: one left out scores 0 and is listed as not assessed.
+    """
+
+    energy_availability = _enum(
+        EnergyAvailability,
+        allow_none=True,
+        metadata={
+            "description": "adequate (no dietary restriction), some_restriction (some "
+            "restriction; current or past disordered eating), eating_disorder (meets "
+            "DSM-5 criteria)."
+        },
+    )
+    bmi = fields.Float(
+        allow_none=True,
+        validate=validate.Range(min=8, max=80),
+        metadata={"description": "Body-mass index, kg/m² (not for adolescents' cut-offs)."},
+    )
+    weight_loss_pct_month = fields.Float(
+        allow_none=True,
+        validate=validate.Range(min=0, max=50),
+        metadata={"description": "Weight lost in the last month, % of body weight."},
+    )
+    menarche_age = fields.Float(
+        allow_none=True,
+        validate=validate.Range(min=5, max=30),
+        metadata={"description": "Age at the first period, years."},
+    )
+    menses_last_12_months = fields.Integer(
+        allow_none=True,
+        validate=validate.Range(min=0, max=20),
+        metadata={"description": "Number of periods in the last 12 months."},
+    )
+    bmd_z_score = fields.Float(
+        allow_none=True,
+        validate=validate.Range(min=-10, max=10),
+        metadata={"description": "Latest DXA bone-mineral-density Z-score."},
+    )
+    prior_bsi_count = fields.Integer(
+        allow_none=True,
+        validate=validate.Range(min=0, max=50),
+        metadata={"description": "Earlier bone stress injuries, not counting this one."},
+    )
+    prior_high_risk_bsi = fields.Boolean(
+        allow_none=True,
+        metadata={
+            "description": "Whether an earlier one was at a high-risk or trabecular site "
+            "(e.g. femoral neck, sacrum, pelvis)."
+        },
+    )
+
+    @validates_schema
+    def consistent(self, data: dict[str, Any], **_: Any) -> None:
+        if data.get("prior_high_risk_bsi") and data.get("prior_bsi_count") == 0:
+            raise ValidationError(
+                "Is true, but prior_bsi_count is 0: a prior high-risk injury is a prior injury.",
+                "prior_high_risk_bsi",
+            )
+
+
+#: The request-document paths of the risk assessment's answers (without the score).
+RISK_ASSESSMENT_REQUEST_FIELDS = tuple(
+    f"risk_assessment.{name}" for name in RiskAssessmentSchema._declared_fields
+)
 
 
 class ScheduleInputSchema(StrictSchema):
@@ -126,6 +226,17 @@ class PlanCreateSchema(StrictSchema):
     athlete = fields.Nested(AthleteSchema, load_default=dict)
     injury = fields.Nested(InjuryInputSchema, required=True)
     risk_factors = fields.List(_enum(RiskFactor), load_default=list)
+    risk_assessment = fields.Nested(
+        RiskAssessmentSchema,
+        load_default=None,
+        allow_none=True,
+        metadata={
+            "description": "Optional Female Athlete Triad Cumulative Risk Assessment: the "
+            "plan shows its score, and 2–5 points add a clearance review and one more "
+            "pain-free session per walk/run level; 6 or more (or an eating disorder with "
+            "BMI < 16) hold all running behind a medical-clearance gate."
+        },
+    )
     schedule = fields.Nested(ScheduleInputSchema, load_default=dict)
     feed = fields.Nested(FeedSettingsSchema, load_default=lambda: FeedSettingsSchema().load({}))
 
@@ -166,6 +277,7 @@ class InjurySchema(Schema):
     type = _enum(FractureSide, allow_none=True)
     laterality = _enum(Laterality, allow_none=True)
     mri_grade = fields.Integer(allow_none=True)
+    grading_system = _enum(GradingSystem, allow_none=True)
     fracture_line = fields.Boolean(required=True)
     fracture_line_pct = fields.Integer(allow_none=True)
     complete = fields.Boolean(required=True)
@@ -173,6 +285,51 @@ class InjurySchema(Schema):
     hip_effusion = fields.Boolean(required=True)
     progression_on_imaging = fields.Boolean(required=True)
     can_bear_weight = fields.Boolean(required=True)
+
+
+class TriadFactorSchema(Schema):
+    factor = fields.String(required=True, metadata={"description": "Row of the CRA table."})
+    points = fields.Integer(required=True)
+    assessed = fields.Boolean(required=True)
+    finding = fields.String(required=True)
+
+
+class RiskAssessmentResultSchema(Schema):
+    """The answers as given (null: not assessed) and the scored Triad CRA."""
+
+    energy_availability = _enum(
+        EnergyAvailability, allow_none=True, attribute="inputs.energy_availability"
+    )
+    bmi = fields.Float(allow_none=True, attribute="inputs.bmi")
+    weight_loss_pct_month = fields.Float(allow_none=True, attribute="inputs.weight_loss_pct_month")
+    menarche_age = fields.Float(allow_none=True, attribute="inputs.menarche_age")
+    menses_last_12_months = fields.Integer(
+        allow_none=True, attribute="inputs.menses_last_12_months"
+    )
+    bmd_z_score = fields.Float(allow_none=True, attribute="inputs.bmd_z_score")
+    prior_bsi_count = fields.Integer(allow_none=True, attribute="inputs.prior_bsi_count")
+    prior_high_risk_bsi = fields.Boolean(allow_none=True, attribute="inputs.prior_high_risk_bsi")
+    score = fields.Integer(
+        required=True, metadata={"description": "CRA total, the current injury counted."}
+    )
+    risk_level = _enum(TriadRisk, required=True)
+    clearance = _enum(
+        Clearance,
+        required=True,
+        metadata={
+            "description": "full (0–1), provisional_limited (2–5), restricted (≥ 6 or categorical)."
+        },
+    )
+    categorical_restriction = fields.String(allow_none=True, required=True)
+    factors = fields.List(fields.Nested(TriadFactorSchema), required=True)
+    not_assessed = fields.List(fields.String(), required=True)
+    dxa_indicated = fields.Boolean(required=True)
+    dxa_reasons = fields.List(fields.String(), required=True)
+    referrals = fields.List(
+        fields.String(),
+        required=True,
+        metadata={"description": "sports_physician, sports_dietitian, mental_health."},
+    )
 
 
 class ScheduleSchema(Schema):
@@ -293,6 +450,13 @@ class PlanSchema(Schema):
     athlete = fields.Nested(AthleteSchema, required=True, attribute="request.athlete")
     injury = fields.Nested(InjurySchema, required=True, attribute="request.injury")
     risk_factors = fields.List(_enum(RiskFactor), required=True, attribute="request.risk_factors")
+    risk_assessment = fields.Nested(
+        RiskAssessmentResultSchema,
+        allow_none=True,
+        required=True,
+        attribute="selection.triad",
+        metadata={"description": "The Triad CRA, or null when none was given."},
+    )
     schedule = fields.Nested(ScheduleSchema, required=True, attribute="request.preferences")
     pathway = _enum(Pathway, required=True)
     selection = fields.Nested(SelectionSchema, required=True)

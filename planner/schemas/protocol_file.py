@@ -21,12 +21,14 @@ from marshmallow import (
 )
 
 from planner.domain.model import (
+    CLEARANCE_KEY,
     NO_RUNNING_PHASES,
     NO_WALKING_PHASES,
     AppliesTo,
     Condition,
     DurationRule,
     FractureSide,
+    GradingSystem,
     Level,
     Pathway,
     PhaseTemplate,
@@ -70,7 +72,8 @@ _FACT_VALUES: dict[str, Any] = {
     "site": _one_of(Site),
     "type": _one_of(FractureSide),
     "triage": _one_of(Triage),
-    "mri_grade": lambda v: type(v) is int and 1 <= v <= 4,
+    "mri_grade": lambda v: type(v) is int and 1 <= v <= 5,
+    "grading_system": _one_of(GradingSystem),
     "fracture_line": _is_bool,
     "complete": _is_bool,
     "displaced": _is_bool,
@@ -132,8 +135,12 @@ class LevelSchema(_Strict):
         return Level(**{**data, "steps": tuple(data["steps"])})
 
 
+#: Keys the planner adds itself (the medical-clearance review and the Triad hold phase).
+_NOT_RESERVED = validate.NoneOf([CLEARANCE_KEY], error="{input!r} is reserved for the planner.")
+
+
 class SessionTemplateSchema(_Strict):
-    key = fields.String(required=True, validate=validate.Regexp(KEY))
+    key = fields.String(required=True, validate=[validate.Regexp(KEY), _NOT_RESERVED])
     kind = fields.Enum(SessionKind, by_value=True, required=True)
     levels = fields.List(fields.Nested(LevelSchema), required=True, validate=validate.Length(min=1))
     days = fields.String(
@@ -201,9 +208,10 @@ class DurationRuleSchema(_Strict):
 
 
 class PhaseSchema(_Strict):
-    key = fields.String(required=True, validate=validate.Regexp(KEY))
+    key = fields.String(required=True, validate=[validate.Regexp(KEY), _NOT_RESERVED])
     title = _text
     days = fields.Integer(validate=validate.Range(min=1, max=366))
+    hold = fields.Boolean(load_default=False)
     range_days = fields.List(
         fields.Integer(validate=validate.Range(min=1, max=366)), validate=validate.Length(equal=2)
     )
@@ -247,6 +255,13 @@ class PhaseSchema(_Strict):
             raise ValidationError(
                 "final_level_sessions is only for phases without days.", "sessions"
             )
+        if data.get("hold") and not any(
+            t.kind is SessionKind.REVIEW and t.at == "end" and not t.when for t in sessions
+        ):
+            raise ValidationError(
+                "A hold phase ends with a review (at = 'end', no when): its gate lifts the hold.",
+                "hold",
+            )
         low_high = data.get("range_days")
         if low_high and low_high[0] > low_high[1]:
             raise ValidationError("The range must be [shortest, longest].", "range_days")
@@ -276,6 +291,7 @@ class PhaseSchema(_Strict):
             duration_rules=tuple(data["duration_rules"]),
             range_days=(range_days[0], range_days[1]) if range_days else None,
             evidence=tuple(data["evidence"]),
+            hold=data["hold"],
         )
 
 
@@ -297,6 +313,11 @@ class AppliesToSchema(_Strict):
     triage = fields.List(
         fields.Enum(Triage, by_value=True), required=True, validate=validate.Length(min=1)
     )
+
+    @validates_schema
+    def check_types(self, data: dict[str, Any], **_: Any) -> None:
+        if data.get("types") and Site.FEMORAL_NECK not in (data.get("sites") or []):
+            raise ValidationError("Only the femoral neck takes types.", "types")
 
     @post_load
     def build(self, data: dict[str, Any], **_: Any) -> AppliesTo:
@@ -348,6 +369,16 @@ class ProtocolFileSchema(_Strict):
         if pathway is Pathway.SURGICAL_REFERRAL and keys and keys[0] != "surgical_referral":
             raise ValidationError(
                 "A surgical-referral protocol starts with the surgical_referral phase.", "phases"
+            )
+        if (
+            pathway is Pathway.SPECIALIST_REFERRAL
+            and phases
+            and (keys[0] != "specialist_referral" or not phases[0].hold)
+        ):
+            raise ValidationError(
+                "A specialist-referral protocol starts with the specialist_referral phase, "
+                "with hold = true: nothing after it is planned until a clinician's gate.",
+                "phases",
             )
 
     @post_load

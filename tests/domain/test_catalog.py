@@ -13,6 +13,16 @@ from planner.domain.selection import select_protocol, triage
 from tests.builders import CONSERVATIVE_ID, CONSERVATIVE_PHASES, SURGICAL_ID, injury, plan
 
 CONSERVATIVE_FILE = f"{CONSERVATIVE_ID}.toml"
+#: Every shipped protocol, in id order (the catalog's order).
+SHIPPED_IDS = [
+    "bone-stress-emergency-care",
+    CONSERVATIVE_ID,
+    SURGICAL_ID,
+    "high-risk-bsi-specialist-referral",
+    "low-risk-bsi-conservative",
+]
+#: The version of each femoral-neck file (bumped when the file changes).
+VERSIONS = {CONSERVATIVE_ID: "1.1.0", SURGICAL_ID: "1.0.0"}
 SURGICAL_FILE = f"{SURGICAL_ID}.toml"
 
 #: The walking phase's walk template, made into a (otherwise valid) running template.
@@ -53,10 +63,9 @@ def _refusal(path: Path) -> InvalidProtocol:
 
 def test_both_shipped_protocols_load(protocols_dir: Path) -> None:
     catalog = load_catalog()
-    assert [p.id for p in catalog] == [CONSERVATIVE_ID, SURGICAL_ID]
+    assert [p.id for p in catalog] == SHIPPED_IDS
     assert sorted(p.name for p in protocols_dir.glob("*.toml")) == [
-        CONSERVATIVE_FILE,
-        SURGICAL_FILE,
+        f"{protocol_id}.toml" for protocol_id in SHIPPED_IDS
     ]
     conservative, surgical = catalog.get(CONSERVATIVE_ID), catalog.get(SURGICAL_ID)
     assert conservative.pathway is Pathway.CONSERVATIVE
@@ -74,7 +83,7 @@ def test_both_shipped_protocols_load(protocols_dir: Path) -> None:
 def test_shipped_protocol_file_is_valid_and_named_by_its_id(protocols_dir: Path, name: str) -> None:
     protocol = load_protocol_file(protocols_dir / name)
     assert f"{protocol.id}.toml" == name
-    assert protocol.version == "1.0.0"
+    assert protocol.version == VERSIONS[protocol.id]
     assert protocol.references and protocol.pain_rules
     for phase in protocol.phases:
         assert {protocol.reference(key).key for key in phase.evidence} == set(phase.evidence)
@@ -96,7 +105,7 @@ def test_unknown_protocol_id_is_a_clear_error() -> None:
 
 def test_non_semantic_version_is_refused(protocols_dir: Path, tmp_path: Path) -> None:
     path = _copy(
-        protocols_dir, tmp_path, CONSERVATIVE_FILE, {'version = "1.0.0"': 'version = "1.0"'}
+        protocols_dir, tmp_path, CONSERVATIVE_FILE, {'version = "1.1.0"': 'version = "1.0"'}
     )
     refusal = _refusal(path)
     assert list(refusal.errors) == ["version"]
@@ -149,7 +158,7 @@ def test_evidence_citing_a_missing_reference_is_refused(
         protocols_dir,
         tmp_path,
         CONSERVATIVE_FILE,
-        {'evidence = ["R20", "R46", "R47", "R48", "R16"]': 'evidence = ["R99", "R20"]'},
+        {'evidence = ["R20", "R46", "R47", "R48", "R16",': 'evidence = ["R99", "R20",'},
     )
     refusal = _refusal(path)
     assert list(refusal.errors) == ["phases.0.evidence"]
@@ -201,8 +210,8 @@ def test_unknown_condition_fact_is_refused(protocols_dir: Path, tmp_path: Path) 
         ),
         pytest.param(
             CONSERVATIVE_FILE,
-            {"when = { fracture_line = false }": "when = { mri_grade = [1, 5] }"},
-            "phases.0.duration_rules.0.when",
+            {"when = { fracture_line = false }": "when = { mri_grade = [1, 6] }"},
+            "phases.0.duration_rules.3.when",
             id="impossible-grade",
         ),
     ],
@@ -224,7 +233,7 @@ def test_unknown_condition_fact_in_a_duration_rule_is_refused(
         CONSERVATIVE_FILE,
         {"when = { fracture_line = false }\n  days = 28": 'when = { sex = "f" }\n  days = 28'},
     )
-    assert list(_refusal(path).errors) == ["phases.0.duration_rules.0.when"]
+    assert list(_refusal(path).errors) == ["phases.0.duration_rules.3.when"]
 
 
 def test_unknown_field_is_refused(protocols_dir: Path, tmp_path: Path) -> None:
@@ -248,7 +257,7 @@ def test_duration_rule_outside_its_evidence_range_is_refused(
     protocols_dir: Path, tmp_path: Path
 ) -> None:
     path = _copy(protocols_dir, tmp_path, CONSERVATIVE_FILE, {"days = 28": "days = 14"})
-    assert list(_refusal(path).errors) == ["phases.0.duration_rules.0.days"]
+    assert list(_refusal(path).errors) == ["phases.0.duration_rules.3.days"]
 
 
 def test_triage_outcome_of_another_pathway_is_refused(protocols_dir: Path, tmp_path: Path) -> None:
@@ -266,7 +275,7 @@ def test_every_error_names_its_field_path(protocols_dir: Path, tmp_path: Path) -
         protocols_dir,
         tmp_path,
         CONSERVATIVE_FILE,
-        {'version = "1.0.0"': 'version = "one"', 'kind = "cross_training"': 'kind = "yoga"'},
+        {'version = "1.1.0"': 'version = "one"', 'kind = "cross_training"': 'kind = "yoga"'},
     )
     refusal = _refusal(path)
     assert set(refusal.errors) == {"version", "phases.0.sessions.0.kind"}
@@ -285,7 +294,7 @@ def test_extra_directory_adds_a_valid_protocol(protocols_dir: Path, tmp_path: Pa
         as_name="clinic-femoral-neck.toml",
     )
     catalog = load_catalog(extra_dirs=[tmp_path])
-    assert [p.id for p in catalog] == ["clinic-femoral-neck", CONSERVATIVE_ID, SURGICAL_ID]
+    assert [p.id for p in catalog] == sorted([*SHIPPED_IDS, "clinic-femoral-neck"])
     assert catalog.get("clinic-femoral-neck").pathway is Pathway.CONSERVATIVE
 
 
@@ -297,7 +306,7 @@ def test_extra_directory_may_be_given_as_a_string(protocols_dir: Path, tmp_path:
         {f'id = "{SURGICAL_ID}"': 'id = "zz-referral"'},
         as_name="zz-referral.toml",
     )
-    assert len(load_catalog(extra_dirs=[str(tmp_path)])) == 3
+    assert len(load_catalog(extra_dirs=[str(tmp_path)])) == len(SHIPPED_IDS) + 1
 
 
 def test_duplicate_protocol_id_is_refused(protocols_dir: Path, tmp_path: Path) -> None:
