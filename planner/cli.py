@@ -102,6 +102,11 @@ def _run_days(_: click.Context, __: click.Parameter, value: str | None) -> list[
 @click.option("--start-date", help="Day 0 (YYYY-MM-DD); defaults to the diagnosis date.")
 @click.option("--laterality", type=click.Choice([s.value for s in Laterality]))
 @click.option("--mri-grade", type=int)
+@click.option(
+    "--grading-system",
+    type=click.Choice(["nattiv", "fredericson", "arendt", "kaeding_miller"]),
+    help="The MRI grading system of --mri-grade.",
+)
 @click.option("--fracture-line/--no-fracture-line", default=None)
 @click.option("--fracture-line-pct", type=int, help="Line length as % of neck width.")
 @click.option("--complete", is_flag=True, default=None)
@@ -115,6 +120,10 @@ def _run_days(_: click.Context, __: click.Parameter, value: str | None) -> list[
     multiple=True,
     type=click.Choice([r.value for r in RiskFactor]),
     help="Repeat for several.",
+)
+@click.option(
+    "--risk-assessment",
+    help='Triad risk assessment as JSON, e.g. \'{"bmi": 17.8, "menses_last_12_months": 7}\'.',
 )
 @click.option("--timezone", default="UTC", show_default=True, help="IANA name.")
 @click.option("--run-days", callback=_run_days, help="e.g. MO,WE,FR (the default).")
@@ -174,6 +183,7 @@ def _payload(o: dict[str, Any]) -> dict[str, Any]:
         "type": o["side"],
         "laterality": o["laterality"],
         "mri_grade": o["mri_grade"],
+        "grading_system": o["grading_system"],
         "fracture_line": o["fracture_line"],
         "fracture_line_pct": o["fracture_line_pct"],
         "complete": o["complete"],
@@ -193,6 +203,11 @@ def _payload(o: dict[str, Any]) -> dict[str, Any]:
         "schedule": {k: v for k, v in schedule.items() if v is not None},
         "athlete": {k: v for k, v in athlete.items() if v is not None},
     }
+    if o["risk_assessment"]:
+        try:
+            payload["risk_assessment"] = json.loads(o["risk_assessment"])
+        except json.JSONDecodeError as exc:
+            _fail_with_errors("Invalid --risk-assessment.", {"risk_assessment": [str(exc)]})
     return {k: v for k, v in payload.items() if v is not None}
 
 

@@ -155,3 +155,20 @@ def test_db_upgrade_is_idempotent(runner: CliRunner) -> None:
 
     assert first.exit_code == second.exit_code == 0
     assert first.stdout == second.stdout
+
+
+def test_plan_takes_a_grading_system_and_a_risk_assessment(runner: CliRunner) -> None:
+    graded = runner.invoke(
+        main, PLAN_ARGS + ["--mri-grade", "4", "--grading-system", "nattiv", "--format", "json"]
+    )
+    assessed = runner.invoke(
+        main, PLAN_ARGS + ["--risk-assessment", '{"bmi": 17.0, "menses_last_12_months": 4}']
+    )
+    broken = runner.invoke(main, PLAN_ARGS + ["--risk-assessment", "{bmi"])
+
+    assert graded.exit_code == 0, graded.output
+    walking = next(p for p in json.loads(graded.stdout)["phases"] if p["key"] == "walking")
+    assert walking["days"] == 28
+    assert assessed.exit_code == 0, assessed.output
+    assert json.loads(assessed.stdout)["risk_assessment"]["score"] >= 6
+    assert broken.exit_code == 2 and "risk_assessment" in broken.stderr

@@ -226,15 +226,30 @@ def condition(plan: Plan, *, subject: Json | None = None) -> Json:
     """
     injury = plan.request.injury
     laterality = _value(injury.laterality) if injury.laterality is not None else None
-    icd_code, icd_display = ICD10CM_STRESS_FRACTURE_FEMUR.get(
-        laterality, ICD10CM_STRESS_FRACTURE_FEMUR[None]
+    site = _value(injury.site)
+    codings: list[Json] = []
+    if site in FEMORAL_SITES:  # verified codes exist only for the femur (see above)
+        icd_code, icd_display = ICD10CM_STRESS_FRACTURE_FEMUR.get(
+            laterality, ICD10CM_STRESS_FRACTURE_FEMUR[None]
+        )
+        codings.append({"system": ICD10CM, "code": icd_code, "display": icd_display})
+        if injury.fracture_line:
+            sct_code, sct_display = STRESS_FRACTURE_OF_FEMUR
+            codings.append({"system": SNOMED, "code": sct_code, "display": sct_display})
+    name = site_name(site)
+    side = f"{laterality.capitalize()} {name}" if laterality else name.capitalize()
+    body_site: Json = {"text": f"{side}, {_side_text(injury)}" if injury.type else side}
+    if site == "femoral_neck":
+        site_code, site_display = NECK_OF_FEMUR
+        body_site = {
+            "coding": [{"system": SNOMED, "code": site_code, "display": site_display}],
+            **body_site,
+        }
+    code: Json = (
+        {"coding": codings, "text": _injury_text(injury)}
+        if codings
+        else {"text": _injury_text(injury)}
     )
-    codings = [{"system": ICD10CM, "code": icd_code, "display": icd_display}]
-    if injury.fracture_line:
-        sct_code, sct_display = STRESS_FRACTURE_OF_FEMUR
-        codings.append({"system": SNOMED, "code": sct_code, "display": sct_display})
-    site_code, site_display = NECK_OF_FEMUR
-    side = f"{laterality.capitalize()} femoral neck" if laterality else "Femoral neck"
     diagnosed = plan.request.diagnosis_date.isoformat()
     return {
         "resourceType": "Condition",
@@ -258,13 +273,8 @@ def condition(plan: Plan, *, subject: Json | None = None) -> Json:
                 ]
             }
         ],
-        "code": {"coding": codings, "text": _injury_text(injury)},
-        "bodySite": [
-            {
-                "coding": [{"system": SNOMED, "code": site_code, "display": site_display}],
-                "text": f"{side}, {_side_text(injury)}" if injury.type else side,
-            }
-        ],
+        "code": code,
+        "bodySite": [body_site],
         "subject": subject if subject is not None else _subject(plan.request.athlete),
         "onsetDateTime": diagnosed,
         "recordedDate": diagnosed,
@@ -736,10 +746,36 @@ def _subject(athlete: Athlete, system: str = "urn:stride-back:athlete") -> Json:
     return reference
 
 
+#: Sites coded with the ICD-10-CM "stress fracture, femur" codes.
+FEMORAL_SITES = frozenset({"femoral_neck", "femoral_shaft", "femoral_head"})
+#: How each site reads in a sentence.
+SITE_NAMES = {
+    "femoral_neck": "femoral neck",
+    "femoral_shaft": "femoral shaft",
+    "femoral_head": "femoral head",
+    "tibia_posteromedial": "posteromedial tibia",
+    "tibia_anterior": "anterior tibial cortex",
+    "fibula": "fibula",
+    "metatarsal_shaft": "metatarsal shaft",
+    "metatarsal_5_proximal": "proximal fifth metatarsal",
+    "calcaneus": "calcaneus",
+    "pubic_ramus": "pubic ramus",
+    "navicular": "tarsal navicular",
+    "medial_malleolus": "medial malleolus",
+    "sesamoid": "hallux sesamoid",
+    "patella": "patella",
+    "talus": "talus",
+}
+
+
+def site_name(site: str) -> str:
+    return SITE_NAMES.get(site, site.replace("_", " "))
+
+
 def _injury_text(injury: Injury) -> str:
     what = "Stress fracture" if injury.fracture_line else "Bone stress injury (marrow oedema)"
     side = f"{_value(injury.laterality)} " if injury.laterality is not None else ""
-    text = f"{what} of the {side}femoral neck"
+    text = f"{what} of the {side}{site_name(_value(injury.site))}"
     if injury.type is not None:
         text += f", {_side_text(injury)}"
     return text

@@ -340,7 +340,8 @@ class ScheduleSchema(Schema):
 class SelectionSchema(Schema):
     triage = _enum(Triage, required=True)
     rule = fields.Integer(
-        required=True, metadata={"description": "Triage rule (domain A2) that fired."}
+        required=True,
+        metadata={"description": "Triage rule that fired (domain A2; 5–6 for other sites)."},
     )
     reasons = fields.List(fields.String(), required=True)
 
@@ -660,6 +661,10 @@ class PhaseTemplateSchema(Schema):
     title = fields.String(required=True)
     days = fields.Integer(
         allow_none=True, metadata={"description": "null: as long as its programme."}
+    )
+    hold = fields.Boolean(
+        required=True,
+        metadata={"description": "Nothing after this phase is scheduled until its gate is met."},
     )
     range_days = fields.List(fields.Integer(), allow_none=True)
     duration_rules = fields.List(fields.Nested(DurationRuleSchema), required=True)

@@ -93,6 +93,18 @@ NEUTRAL_ALERTS: dict[str, str] = {
         "Avoid anti-inflammatory painkillers (such as ibuprofen or naproxen) unless a "
         "clinician advises them. Ask your clinician about pain relief."
     ),
+    "specialist_referral": (
+        "See a specialist before you do more: no running is planned until they have "
+        "assessed you and your clinician records their decision."
+    ),
+    "triad_clearance": (
+        "Running starts only after a medical clearance review of your energy intake and "
+        "bone health; each walk/run level needs one more pain-free session."
+    ),
+    "triad_restricted": (
+        "Running is on hold until a sports physician clears you: see them about energy "
+        "intake and bone health before any running is planned."
+    ),
 }
 NEUTRAL_ALERT_FALLBACK = "Your clinician has added a note to this plan: ask them about it."
 SEVERITY_ORDER = {"urgent": 0, "warning": 1, "info": 2}

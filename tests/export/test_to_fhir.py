@@ -32,6 +32,7 @@ from planner.export.to_fhir import (
     care_plan,
     operation_outcome,
     plan_definition,
+    site_name,
 )
 
 PLAN_ID = "3f2c0c8e-0000-4000-8000-000000000001"
@@ -714,3 +715,27 @@ def test_operation_outcome_field_issues() -> None:
         (["injury.fracture_line"], "Is false, but fracture_line_pct 30 measures a line."),
     ]
     assert all(i["severity"] == "error" and i["code"] in ISSUE_TYPE for i in issues)
+
+
+@pytest.mark.parametrize("site", ["tibia_posteromedial", "navicular", "femoral_shaft"])
+def test_other_sites_are_named_and_coded_only_where_a_code_is_known(site: str) -> None:
+    made = make_plan(
+        PlanRequest(
+            diagnosis_date=date(2026, 11, 20),
+            injury=classify(site=site, laterality="right"),
+            athlete=Athlete(reference="c-1"),
+        ),
+        load_catalog(),
+        plan_id="3f2c0c8e-0000-4000-8000-000000000009",
+        created_at=datetime(2026, 11, 23, 9, 0, tzinfo=UTC),
+    )
+    resource = care_plan(made)
+    CarePlan.model_validate(resource)
+    condition = resource["contained"][0]
+    assert "femoral neck" not in json.dumps(condition)
+    codes = [c["code"] for c in condition["code"].get("coding", [])]
+    if site == "femoral_shaft":
+        assert codes == ["M84.351A"]
+    else:
+        assert codes == []
+        assert site_name(site) in condition["code"]["text"]
