@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
+from typing import TypeVar
 
 from planner.domain.errors import PlannerError
 from planner.domain.model import (
@@ -34,6 +35,8 @@ from planner.domain.risk import needs_clearance_review
 from planner.domain.scheduling import schedule, session_uid
 from planner.domain.selection import EMERGENCY_ALERT
 from planner.domain.triad import apply_clearance
+
+_Versioned = TypeVar("_Versioned", Session, Phase)
 
 #: Days without running after which the programme drops back one level [R55].
 MISSED_DAYS_PER_LEVEL = 5
@@ -249,8 +252,7 @@ def _check_reportable(plan: Plan, session: Session) -> None:
         )
         if waiting:
             raise EventConflict(
-                f"The {session.phase} phase has not begun: {phase.key} still waits for "
-                "its gate.",
+                f"The {session.phase} phase has not begun: {phase.key} still waits for its gate.",
                 {"session_uid": [f"Record the {phase.key} gate first."]},
             )
 
@@ -503,37 +505,36 @@ def _cancel(plan: Plan, today: date, at: datetime, event: Cancel) -> Plan:
 # ----------------------------------------------------------------------------- identity
 
 
+def _carry(
+    old: tuple[_Versioned, ...], new: tuple[_Versioned, ...], at: datetime, key: str
+) -> tuple[_Versioned, ...]:
+    """Keep SEQUENCE and modification time of what did not change; bump what did.
+
+    ``key`` names the identity attribute (``uid`` for sessions, ``key`` for phases).
+    """
+    before = {getattr(item, key): item for item in old}
+    carried = []
+    for item in new:
+        prior = before.get(getattr(item, key))
+        if prior is None:
+            carried.append(replace(item, sequence=0, modified_at=at))
+        elif _same(prior, item):
+            carried.append(replace(item, sequence=prior.sequence, modified_at=prior.modified_at))
+        else:
+            carried.append(replace(item, sequence=prior.sequence + 1, modified_at=at))
+    return tuple(carried)
+
+
 def _carry_sessions(
     old: tuple[Session, ...], new: tuple[Session, ...], at: datetime
 ) -> tuple[Session, ...]:
-    """Keep SEQUENCE and modification time of unchanged sessions; bump changed ones."""
-    before = {s.uid: s for s in old}
-    carried = []
-    for session in new:
-        prior = before.get(session.uid)
-        if prior is None:
-            carried.append(replace(session, sequence=0, modified_at=at))
-        elif _same(prior, session):
-            carried.append(replace(session, sequence=prior.sequence, modified_at=prior.modified_at))
-        else:
-            carried.append(replace(session, sequence=prior.sequence + 1, modified_at=at))
-    return tuple(carried)
+    return _carry(old, new, at, "uid")
 
 
 def _carry_phases(
     old: tuple[Phase, ...], new: tuple[Phase, ...], at: datetime
 ) -> tuple[Phase, ...]:
-    before = {p.key: p for p in old}
-    carried = []
-    for phase in new:
-        prior = before.get(phase.key)
-        if prior is None:
-            carried.append(replace(phase, sequence=0, modified_at=at))
-        elif _same(prior, phase):
-            carried.append(replace(phase, sequence=prior.sequence, modified_at=prior.modified_at))
-        else:
-            carried.append(replace(phase, sequence=prior.sequence + 1, modified_at=at))
-    return tuple(carried)
+    return _carry(old, new, at, "key")
 
 
 def _same(a: Session | Phase, b: Session | Phase) -> bool:

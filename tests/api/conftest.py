@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
 
@@ -72,3 +73,25 @@ def other_auth(store: Store) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def contract() -> Contract:
     return Contract.load()
+
+
+class Clock:
+    """A settable clock for the service: tests walk through the plan's dates."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def on(self, day: date | str, hour: int = 20) -> None:
+        day = date.fromisoformat(day) if isinstance(day, str) else day
+        self.now = datetime.combine(day, time(hour), UTC)
+
+
+@pytest.fixture
+def clock(app: Flask) -> Clock:
+    """The service's clock, set to the day after the example plan's diagnosis."""
+    clock = Clock(datetime(2026, 11, 21, 9, tzinfo=UTC))
+    app.extensions["planner"]["planner"].clock = clock
+    return clock

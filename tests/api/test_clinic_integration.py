@@ -78,9 +78,7 @@ def test_concurrent_duplicates_make_one_plan(
     assert store.list_plans("clinic-a", limit=10, offset=0)[1] == 1
 
 
-def test_idempotency_applies_to_every_post(
-    client: FlaskClient, auth: dict[str, str]
-) -> None:
+def test_idempotency_applies_to_every_post(client: FlaskClient, auth: dict[str, str]) -> None:
     plan = client.post("/v1/plans", json=EXAMPLE_PLAN, headers=auth).get_json()
     headers = {**auth, "Idempotency-Key": "rotate-1"}
     path = f"/v1/plans/{plan['id']}/feed-token"
@@ -120,7 +118,9 @@ def test_scopes_limit_what_a_key_may_do(
     path = path.replace("{id}", plan["id"])
     body: Any = EXAMPLE_PLAN if path == "/v1/plans" and method == "POST" else None
 
-    response = client.open(path, method=method, json=body, headers={"Authorization": f"Bearer {secret}"})
+    response = client.open(
+        path, method=method, json=body, headers={"Authorization": f"Bearer {secret}"}
+    )
 
     if path.startswith("/v1"):
         contract.check(method, path, response)

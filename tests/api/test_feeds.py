@@ -2,30 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 import vobject
-from flask import Flask
 from flask.testing import FlaskClient
 from icalendar import Calendar
 from werkzeug.http import http_date, parse_date
 
 from planner.export import to_ical
-from tests.api.conftest import EXAMPLE_PLAN
+from tests.api.conftest import EXAMPLE_PLAN, Clock
 from tests.api.contract import Contract
-from tests.api.test_progress import Clock
 
 DIAGNOSIS = ("femoral", "fracture", "stress", "neck", "injury")
-
-
-@pytest.fixture
-def clock(app: Flask) -> Clock:
-    clock = Clock(datetime(2026, 11, 21, 9, tzinfo=UTC))
-    app.extensions["planner"]["planner"].clock = clock
-    return clock
 
 
 def create(client: FlaskClient, auth: dict[str, str], **overrides: Any) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -11,29 +11,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from icalendar import Calendar
 
-from tests.api.conftest import EXAMPLE_PLAN
+from tests.api.conftest import EXAMPLE_PLAN, Clock
 from tests.api.contract import Contract
-
-
-class Clock:
-    """A settable clock for the service: tests walk through the plan's dates."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def on(self, day: date | str, hour: int = 20) -> None:
-        day = date.fromisoformat(day) if isinstance(day, str) else day
-        self.now = datetime.combine(day, time(hour), UTC)
-
-
-@pytest.fixture
-def clock(app: Flask) -> Clock:
-    clock = Clock(datetime(2026, 11, 21, 9, tzinfo=UTC))
-    app.extensions["planner"]["planner"].clock = clock
-    return clock
 
 
 @pytest.fixture

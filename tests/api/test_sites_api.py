@@ -4,38 +4,15 @@ response checked against openapi.yaml."""
 from __future__ import annotations
 
 import copy
-from datetime import UTC, date, datetime, time
 from typing import Any
 
 import pytest
-from flask import Flask
 from flask.testing import FlaskClient
 
 from planner.domain import Site
 from planner.store import Store
-from tests.api.conftest import EXAMPLE_PLAN
+from tests.api.conftest import EXAMPLE_PLAN, Clock
 from tests.api.contract import Contract
-
-
-class Clock:
-    """A settable clock for the service."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def on(self, day: date | str, hour: int = 20) -> None:
-        day = date.fromisoformat(day) if isinstance(day, str) else day
-        self.now = datetime.combine(day, time(hour), UTC)
-
-
-@pytest.fixture
-def clock(app: Flask) -> Clock:
-    clock = Clock(datetime(2026, 11, 21, 9, tzinfo=UTC))
-    app.extensions["planner"]["planner"].clock = clock
-    return clock
 
 
 def body(injury: dict[str, Any], **changes: Any) -> dict[str, Any]:
