@@ -7,7 +7,9 @@ calendars) and stores the bytes, so reads — above all feed polling — serve b
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 import secrets
 import uuid
 from collections.abc import Callable, Mapping
@@ -76,6 +78,10 @@ class PreconditionFailed(PlannerError):
     code = "precondition_failed"
 
 
+class InvalidCursor(PlannerError):
+    code = "invalid_request"
+
+
 class FeedNotFound(PlannerError):
     code = "feed_not_found"
 
@@ -130,6 +136,7 @@ def plan_request(payload: Mapping[str, Any]) -> PlanRequest:
         athlete=Athlete(reference=athlete.get("reference"), name=athlete.get("name")),
         risk_factors=tuple(r for r in RiskFactor if r in set(payload.get("risk_factors") or ())),
         preferences=preferences,
+        external_id=payload.get("external_id"),
         risk_assessment=None if answers is None else RiskAssessment(**dict(answers)),
     )
 
@@ -143,6 +150,7 @@ def build_plan(
 
 _REQUEST_SCHEMA = PlanSchema(
     only=(
+        "external_id",
         "diagnosis_date",
         "start_date",
         "timezone",
@@ -289,10 +297,25 @@ class Planner:
         self,
         organisation: str,
         *,
-        page: int,
         page_size: int,
-    ) -> tuple[list[PlanRecord], int]:
-        return self.store.list_plans(organisation, limit=page_size, offset=(page - 1) * page_size)
+        cursor: str | None = None,
+        athlete_reference: str | None = None,
+        external_id: str | None = None,
+        status: str | None = None,
+    ) -> tuple[list[PlanRecord], int, str | None]:
+        """One page, newest first, and the cursor of the next page (None: last page)."""
+        records, total = self.store.list_plans(
+            organisation,
+            limit=page_size + 1,
+            offset=0,
+            athlete_reference=athlete_reference,
+            external_id=external_id,
+            status=status,
+            before=decode_cursor(cursor) if cursor else None,
+        )
+        more = len(records) > page_size
+        records = records[:page_size]
+        return records, total, encode_cursor(records[-1]) if more else None
 
     def revision_document(self, organisation: str, plan_id: str, revision: int) -> bytes:
         record = self.get_plan(organisation, plan_id)
@@ -661,6 +684,23 @@ def render_record(
         protocol_snapshot=dict(snapshot),
         confirmed_at=confirmed_at,
     )
+
+
+def encode_cursor(record: PlanRecord) -> str:
+    """An opaque, URL-safe position after ``record`` in newest-first order."""
+    raw = json.dumps([record.created_at.isoformat(), record.id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created, plan_id = json.loads(raw)
+        return datetime.fromisoformat(created), str(plan_id)
+    except (ValueError, TypeError) as exc:
+        raise InvalidCursor(
+            "Invalid cursor.", {"cursor": ["Use the links.next of the previous page."]}
+        ) from exc
 
 
 def plan_links(record: PlanRecord) -> dict[str, Any]:

@@ -419,6 +419,7 @@ class PlanRequest:
     risk_factors: tuple[RiskFactor, ...] = ()
     preferences: Preferences = field(default_factory=Preferences)
     risk_assessment: RiskAssessment | None = None
+    external_id: str | None = None  # the clinic's own id; carried, never used to plan
 
     @property
     def effective_start(self) -> date:

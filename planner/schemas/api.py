@@ -239,6 +239,10 @@ class PlanCreateSchema(StrictSchema):
     )
     schedule = fields.Nested(ScheduleInputSchema, load_default=dict)
     feed = fields.Nested(FeedSettingsSchema, load_default=lambda: FeedSettingsSchema().load({}))
+    external_id = fields.String(
+        validate=validate.Length(min=1, max=200),
+        metadata={"description": "Your own id for this plan; filter the list by it."},
+    )
 
     @validates_schema
     def unique_lists(self, data: dict[str, Any], **_: Any) -> None:
@@ -250,8 +254,14 @@ class PlanCreateSchema(StrictSchema):
 
 
 class PageArgsSchema(StrictSchema):
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100_000))
     page_size = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+    cursor = fields.String(
+        validate=validate.Length(min=1, max=500),
+        metadata={"description": "Opaque: the `links.next` of the previous page carries it."},
+    )
+    athlete_reference = fields.String(validate=validate.Length(min=1, max=200))
+    external_id = fields.String(validate=validate.Length(min=1, max=200))
+    status = _enum(PlanStatus)
 
 
 # ----------------------------------------------------------------------------- responses
@@ -442,6 +452,7 @@ class PlanSchema(Schema):
     status = _enum(PlanStatus, required=True)
     created_at = fields.DateTime(required=True)
     updated_at = fields.DateTime(required=True)
+    external_id = fields.String(allow_none=True, required=True, attribute="request.external_id")
     diagnosis_date = fields.Date(required=True, attribute="request.diagnosis_date")
     start_date = fields.Date(required=True)
     end_date = fields.Date(
@@ -487,6 +498,7 @@ class ProtocolVersionSchema(Schema):
 
 class PlanSummarySchema(Schema):
     id = fields.String(required=True)
+    external_id = fields.String(allow_none=True, required=True)
     revision = fields.Integer(required=True)
     status = _enum(PlanStatus, required=True)
     created_at = fields.DateTime(required=True)
@@ -500,13 +512,13 @@ class PlanSummarySchema(Schema):
 
 class PageLinksSchema(Schema):
     self = fields.String(required=True)
-    next = fields.String(allow_none=True, required=True)
-    prev = fields.String(allow_none=True, required=True)
+    next = fields.String(
+        allow_none=True, required=True, metadata={"description": "null on the last page."}
+    )
 
 
 class PlanPageSchema(Schema):
     items = fields.List(fields.Nested(PlanSummarySchema), required=True)
-    page = fields.Integer(required=True)
     page_size = fields.Integer(required=True)
     total = fields.Integer(required=True)
     links = fields.Nested(PageLinksSchema, required=True)

@@ -24,7 +24,7 @@ from types import TracebackType
 from typing import Any, Self, cast
 
 from alembic import command
-from sqlalchemy import Connection, CursorResult, Engine, delete, func, or_, select, update
+from sqlalchemy import Connection, CursorResult, Engine, and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -576,25 +576,39 @@ class Store:
         offset: int,
         athlete_reference: str | None = None,
         status: str | None = None,
+        external_id: str | None = None,
+        before: tuple[datetime, str] | None = None,
     ) -> tuple[list[PlanRecord], int]:
         """Return one page of ``organisation``'s plans, newest first, and their total count.
 
-        ``athlete_reference`` and ``status`` narrow both the page and the count. Ties on
-        ``created_at`` are broken by id (descending) so that pages never overlap or skip a
-        plan.
+        ``athlete_reference``, ``external_id`` and ``status`` narrow both the page and the
+        count. Ties on ``created_at`` are broken by id (descending) so that pages never
+        overlap or skip a plan. ``before`` (a plan's ``created_at`` and id) is a keyset
+        cursor: only plans after it in that order, so pages stay stable while plans are added.
         """
         if limit < 0 or offset < 0:
             raise ValueError("limit and offset must not be negative")
         conditions = [PlanRow.organisation == organisation]
         if athlete_reference is not None:
             conditions.append(PlanRow.athlete_reference == athlete_reference)
+        if external_id is not None:  # kept in the request document (JSON on both databases)
+            conditions.append(PlanRow.request["external_id"].as_string() == external_id)
         if status is not None:
             conditions.append(PlanRow.status == status)
+        page_conditions = list(conditions)
+        if before is not None:
+            created, plan_id = before
+            page_conditions.append(
+                or_(
+                    PlanRow.created_at < created,
+                    and_(PlanRow.created_at == created, PlanRow.id < plan_id),
+                )
+            )
         with self._sessions.begin() as session:
             total = session.scalar(select(func.count()).select_from(PlanRow).where(*conditions))
             rows = session.scalars(
                 select(PlanRow)
-                .where(*conditions)
+                .where(*page_conditions)
                 .order_by(PlanRow.created_at.desc(), PlanRow.id.desc())
                 .limit(limit)
                 .offset(offset)

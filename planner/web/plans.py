@@ -49,21 +49,26 @@ class Plans(MethodView):
     def get(self, args: dict[str, Any]) -> Response:
         """List your organisation's plans, newest first
 
-        Paged with `page` (from 1) and `page_size` (1–100, default 20).
+        Filter by `athlete_reference`, `external_id` and `status`. Cursor-paged:
+        `page_size` (1–100, default 20) plans a page, and `links.next` (null on the last
+        page) fetches the next one; `total` counts every plan the filters match.
         """
-        page, size = args["page"], args["page_size"]
-        records, total = planner().list_plans(current_organisation(), page=page, page_size=size)
-        last_page = max(1, -(-total // size))
+        filters = {k: args[k] for k in ("athlete_reference", "external_id", "status") if k in args}
+        if "status" in filters:
+            filters["status"] = filters["status"].value
+        size = args["page_size"]
+        records, total, cursor = planner().list_plans(
+            current_organisation(), page_size=size, cursor=args.get("cursor"), **filters
+        )
+        query = {"page_size": size, **filters}
         return jsonify(
             {
                 "items": [summary(r) for r in records],
-                "page": page,
                 "page_size": size,
                 "total": total,
                 "links": {
-                    "self": _page_link(page, size),
-                    "next": _page_link(page + 1, size) if page < last_page else None,
-                    "prev": _page_link(page - 1, size) if page > 1 else None,
+                    "self": url_for("plans.Plans", **query, **_cursor(args.get("cursor"))),
+                    "next": url_for("plans.Plans", **query, cursor=cursor) if cursor else None,
                 },
             }
         )
@@ -169,9 +174,10 @@ def summary(record: PlanRecord) -> dict[str, Any]:
             "title": protocol["title"],
         },
     } | {
-        key: document[key]
+        key: document.get(key)
         for key in (
             "id",
+            "external_id",
             "revision",
             "status",
             "created_at",
@@ -184,5 +190,5 @@ def summary(record: PlanRecord) -> dict[str, Any]:
     }
 
 
-def _page_link(page: int, size: int) -> str:
-    return url_for("plans.Plans", page=page, page_size=size)
+def _cursor(cursor: str | None) -> dict[str, str]:
+    return {"cursor": cursor} if cursor else {}

@@ -14,7 +14,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from planner.domain.errors import PlannerError
-from planner.schemas.api import PageArgsSchema, StrictSchema
+from planner.schemas.api import StrictSchema
 from planner.store import DeliveryRecord, DeliveryState, Store, WebhookRecord
 from planner.web.api import errors, idempotent
 from planner.web.auth import current_organisation, protect
@@ -119,7 +119,9 @@ class WebhookListSchema(Schema):
     items = fields.List(fields.Nested(WebhookSchema), required=True)
 
 
-class DeliveryArgsSchema(PageArgsSchema):
+class DeliveryArgsSchema(StrictSchema):
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100_000))
+    page_size = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
     status = fields.String(validate=validate.OneOf([s.value for s in DeliveryState]))
 
 

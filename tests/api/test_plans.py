@@ -191,7 +191,7 @@ def test_minimal_request_uses_the_documented_defaults(
 # ----------------------------------------------------------------------------- listing
 
 
-def test_list_is_paged_newest_first_and_per_organisation(
+def test_list_is_cursor_paged_newest_first_and_per_organisation(
     app: Flask,
     client: FlaskClient,
     auth: dict[str, str],
@@ -210,12 +210,41 @@ def test_list_is_paged_newest_first_and_per_organisation(
     for response in (first, second, theirs):
         contract.check("GET", "/v1/plans", response)
     page = first.get_json()
-    assert page["total"] == 3 and page["page"] == 1 and page["page_size"] == 2
+    assert page["total"] == 3 and page["page_size"] == 2
+    assert "cursor=" in page["links"]["next"]
     assert [i["id"] for i in page["items"]] + [i["id"] for i in second.get_json()["items"]] == ids[
         ::-1
     ]
-    assert page["links"]["prev"] is None and second.get_json()["links"]["next"] is None
+    assert second.get_json()["links"]["next"] is None
     assert theirs.get_json()["total"] == 0 and theirs.get_json()["items"] == []
+
+
+def test_list_filters_by_athlete_external_id_and_status(
+    client: FlaskClient, auth: dict[str, str], contract: Contract
+) -> None:
+    mine = post_plan(client, auth, {**EXAMPLE_PLAN, "external_id": "ehr-42"}).get_json()
+    other = {**EXAMPLE_PLAN, "athlete": {"reference": "clinic-9999"}}
+    cancelled = post_plan(client, auth, other).get_json()
+    client.post(f"/v1/plans/{cancelled['id']}/cancel", json={}, headers=auth)
+
+    by_external = client.get("/v1/plans?external_id=ehr-42", headers=auth)
+    by_athlete = client.get("/v1/plans?athlete_reference=clinic-9999", headers=auth)
+    by_status = client.get("/v1/plans?status=cancelled", headers=auth)
+
+    for response in (by_external, by_athlete, by_status):
+        contract.check("GET", "/v1/plans", response)
+    assert [i["id"] for i in by_external.get_json()["items"]] == [mine["id"]]
+    assert by_external.get_json()["items"][0]["external_id"] == "ehr-42"
+    assert [i["id"] for i in by_athlete.get_json()["items"]] == [cancelled["id"]]
+    assert [i["id"] for i in by_status.get_json()["items"]] == [cancelled["id"]]
+    assert mine["external_id"] == "ehr-42"
+
+
+def test_a_tampered_cursor_is_422(client: FlaskClient, auth: dict[str, str]) -> None:
+    response = client.get("/v1/plans?cursor=not-a-cursor", headers=auth)
+
+    assert response.status_code == 422
+    assert "cursor" in response.get_json()["errors"]
 
 
 def test_list_rejects_bad_paging(
