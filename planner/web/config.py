@@ -14,6 +14,8 @@ DEFAULTS: dict[str, object] = {
     "UPGRADE_ON_START": True,
     # Extra directories of protocol files (a clinic's own), validated at start-up.
     "PROTOCOLS_DIRS": [],
+    # Absolute base of feed, webcal and FHIR URLs (behind a proxy); None: the request's host.
+    "PUBLIC_BASE_URL": None,
     # Webhooks: receivers on private/loopback addresses are refused unless this is true.
     "WEBHOOKS_ALLOW_PRIVATE": False,
     # Deliver webhooks from a thread of each `planner serve` worker; None: only on SQLite.
