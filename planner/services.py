@@ -669,7 +669,7 @@ def render_record(
         protocol_id=plan.protocol.id,
         protocol_version=plan.protocol.version,
         request=request_document(plan),
-        document=to_json.dumps(to_json.render(plan)),
+        document=to_json.render_bytes(plan),
         ics=ics,
         etag=strong_etag(ics),
         feed_token=feed_token,

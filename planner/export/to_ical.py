@@ -17,25 +17,38 @@ design.md §5:
 * the output is byte-stable: timestamps and identities come from the plan, never
   from a clock or a random source, so stored bytes and ETags stay valid.
 
-icalendar 7 is the model and serialiser (it escapes text, folds lines at 75
-octets and writes CRLF).
+icalendar 7 is the model and the parser of record. :func:`render_reference`
+builds the calendar with it and lets it serialise (escaping text, folding lines at
+75 octets, writing CRLF); that costs ~1 ms per event here, most of it in its
+generic property machinery and line folding. :func:`render`, which the service
+uses, writes the same bytes directly for exactly the properties we emit — the
+same RFC 5545 §3.3.11 escaping, the same folding (never inside a UTF-8 sequence,
+nor just after a backslash) and the same property order — at a few µs per event.
+``tests/export/test_fast_paths.py`` holds the two byte-identical over random plans
+and options, and parses the fast output back with icalendar.
 """
 
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 
-from icalendar import Alarm, Calendar, Event, vDuration
+from icalendar import Alarm, Calendar, Event, InvalidCalendar, vDuration
 
 from planner.domain.model import Phase, Plan, Session, SessionKind, SessionStatus, Step
-from planner.domain.scheduling import UID_DOMAIN, UID_NAMESPACE
+from planner.domain.scheduling import session_uid
 
-__all__ = ["DIAGNOSIS_WORDS", "PRODID", "FeedOptions", "names_diagnosis", "render"]
+__all__ = [
+    "DIAGNOSIS_WORDS",
+    "PRODID",
+    "FeedOptions",
+    "names_diagnosis",
+    "render",
+    "render_reference",
+]
 
 PRODID = "-//stride-back//Return-to-run planner//EN"
 CALENDAR_NAME = "Return to running"
@@ -91,7 +104,256 @@ BUSY_TITLE = "Training"
 
 
 def render(plan: Plan, options: FeedOptions | None = None) -> bytes:
-    """The plan as iCalendar bytes (UTF-8, CRLF, folded): same plan, same bytes."""
+    """The plan as iCalendar bytes (UTF-8, CRLF, folded): same plan, same bytes.
+
+    Byte for byte what :func:`render_reference` (icalendar) writes, written directly:
+    the constant lines are cached, and so are the escaped and folded SUMMARY and
+    DESCRIPTION lines, since a plan repeats a few session contents many times.
+    """
+    options = options or FeedOptions()
+    busy, full = options.busy, options.detail == "full"
+    reminder = options.reminder_minutes
+    alarm_trigger = _trigger(reminder) if reminder else ""
+    created = _utc(plan.created_at)
+    created_text = _utc_text(created)
+    stamps: dict[datetime, str] = {}  # the few distinct DTSTAMPs of a plan, formatted once
+    out: list[str] = [_calendar_head(busy, plan.id)]
+    if not busy:
+        count = len(plan.phases)
+        for number, phase in enumerate(plan.phases, start=1):
+            stamp = _stamp(stamps, phase.modified_at, created_text)
+            title = phase.title if full else _phase_title(phase)
+            out.append(
+                "BEGIN:VEVENT\r\n"
+                + _text_line("SUMMARY", f"Phase {number} of {count}: {title}")
+                + f"DTSTART;VALUE=DATE:{_date_text(phase.start_date)}\r\n"
+                f"DTEND;VALUE=DATE:{_date_text(phase.end_date + _ONE_DAY)}\r\n"
+                f"DTSTAMP:{stamp}\r\n"
+                + _uid_line(_uid(plan.id, f"phase/{phase.key}"))
+                + f"SEQUENCE:{_sequence(phase.sequence)}\r\n"
+                f"CATEGORIES:phase\r\nCREATED:{created_text}\r\n"
+                + _text_line("DESCRIPTION", phase_description(plan, phase, number, full=full))
+                + f"LAST-MODIFIED:{stamp}\r\n"
+                "STATUS:CONFIRMED\r\nTRANSP:TRANSPARENT\r\nEND:VEVENT\r\n"
+            )
+    show_cancelled = options.show_cancelled
+    for session in plan.sessions:
+        cancelled = session.status is SessionStatus.CANCELLED
+        if cancelled and not show_cancelled:
+            continue
+        stamp = _stamp(stamps, session.modified_at, created_text)
+        if session.start is not None:
+            start = _utc(session.start, what=f"session {session.uid} start")
+            end = (
+                _utc(session.end, what=f"session {session.uid} end")
+                if session.end is not None
+                else start + timedelta(minutes=session.duration_min or 30)
+            )
+            when = f"DTSTART:{_utc_text(start)}\r\nDTEND:{_utc_text(end)}\r\n"
+            transparency = "OPAQUE"
+        else:
+            when = (
+                f"DTSTART;VALUE=DATE:{_date_text(session.date)}\r\n"
+                f"DTEND;VALUE=DATE:{_date_text(session.date + _ONE_DAY)}\r\n"
+            )
+            transparency = "TRANSPARENT"
+        if busy:
+            summary, summary_line = BUSY_TITLE, _BUSY_SUMMARY
+            categories = description = ""
+        else:
+            if full:
+                summary = session.title
+                text = session_description(plan, session, full=True)
+            else:
+                summary = _safe_title(session.title, _KIND_TITLES[session.kind])
+                text = session_description(plan, session)
+            summary_line = _text_line("SUMMARY", summary)
+            categories = _text_line("CATEGORIES", session.kind.value)
+            description = _text_line("DESCRIPTION", text)
+        alarm = (
+            "BEGIN:VALARM\r\nACTION:DISPLAY\r\n"
+            + _text_line("DESCRIPTION", summary)
+            + alarm_trigger
+            + "END:VALARM\r\n"
+            if reminder and session.start is not None and not cancelled
+            else ""
+        )
+        out.append(
+            "BEGIN:VEVENT\r\n"
+            + summary_line
+            + when
+            + f"DTSTAMP:{stamp}\r\n"
+            + _uid_line(session.uid)
+            + f"SEQUENCE:{_sequence(session.sequence)}\r\n"
+            + categories
+            + f"CREATED:{created_text}\r\n"
+            + description
+            + f"LAST-MODIFIED:{stamp}\r\n"
+            + ("STATUS:CANCELLED\r\n" if cancelled else "STATUS:CONFIRMED\r\n")
+            + f"TRANSP:{transparency}\r\n"
+            + alarm
+            + "END:VEVENT\r\n"
+        )
+    out.append("END:VCALENDAR\r\n")
+    return "".join(out).encode()
+
+
+# --------------------------------------------------------------------------- writer
+#
+# The helpers below reproduce icalendar 7's serialisation of the values we emit
+# (vText, vCategory, vDate, vDatetime in UTC, vInt, vDuration) and its Contentline
+# folding. Any change here must keep tests/export/test_fast_paths.py green: it is
+# the proof that the bytes did not move.
+
+_ONE_DAY = timedelta(days=1)
+#: icalendar folds before a character that would make a line 75 octets long, so the
+#: first line holds at most 74 octets and each continuation a space plus 74.
+_FOLD_OCTETS = 74
+_BACKSLASH, _CARET = ord("\\"), ord("^")
+
+
+def _escape(text: str) -> str:
+    """RFC 5545 §3.3.11 TEXT escaping, exactly as icalendar does it (order matters;
+    every line ending, including a lone CR, becomes ``\\n``)."""
+    return (
+        text.replace(r"\N", "\n")
+        .replace("\\", "\\\\")
+        .replace(";", r"\;")
+        .replace(",", r"\,")
+        .replace("\r\n", r"\n")
+        .replace("\n", r"\n")
+        .replace("\r", r"\n")
+    )
+
+
+def _fold(line: str) -> str:
+    """One content line folded the way icalendar folds it: at most 74 octets before
+    each ``CRLF SPACE``, never inside a UTF-8 sequence, and a fold that would leave a
+    backslash (or ``^``) at the end of a line moves it to the next line instead."""
+    if len(line) <= _FOLD_OCTETS and line.isascii():
+        return line
+    data = line.encode()
+    size = len(data)
+    if size <= _FOLD_OCTETS:
+        return line
+    parts: list[bytes] = []
+    start = 0
+    while size - start > _FOLD_OCTETS:
+        end = start + _FOLD_OCTETS
+        while data[end] & 0xC0 == 0x80:  # a continuation octet: back up to its lead
+            end -= 1
+        if data[end - 1] in (_BACKSLASH, _CARET) and end - start > 1:
+            end -= 1
+        parts.append(data[start:end])
+        start = end
+    parts.append(data[start:])
+    return b"\r\n ".join(parts).decode()
+
+
+@lru_cache(maxsize=4096)
+def _text_line(name: str, value: str) -> str:
+    """``NAME:escaped value`` folded, with its CRLF. Cached: a plan repeats its
+    titles and descriptions, and the description strings themselves come from a cache,
+    so their hashes are computed once."""
+    return _fold(f"{name}:{_escape(value)}") + "\r\n"
+
+
+def _uid_line(uid: str) -> str:
+    """Not cached: every event has its own UID, which would only churn the cache."""
+    return _fold(f"UID:{_escape(uid)}") + "\r\n"
+
+
+_BUSY_SUMMARY = f"SUMMARY:{BUSY_TITLE}\r\n"
+
+
+def _calendar_head(busy: bool, plan_id: str) -> str:
+    return (
+        _calendar_properties(busy)
+        + _uid_line(_uid(plan_id, "calendar"))
+        + f"X-PUBLISHED-TTL:{_duration(REFRESH)}\r\n"
+    )
+
+
+@lru_cache(maxsize=2)
+def _calendar_properties(busy: bool) -> str:
+    """The VCALENDAR's lines up to its UID (properties in icalendar's canonical order)."""
+    name = BUSY_TITLE if busy else CALENDAR_NAME
+    return (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\n"
+        + _text_line("PRODID", PRODID)
+        + "CALSCALE:GREGORIAN\r\nMETHOD:PUBLISH\r\n"
+        + _text_line("DESCRIPTION", CALENDAR_DESCRIPTION)
+        + _fold(f"X-WR-CALDESC:{CALENDAR_DESCRIPTION}")  # written unescaped
+        + "\r\n"
+        + _text_line("NAME", name)
+        + _text_line("X-WR-CALNAME", name)
+        + f"REFRESH-INTERVAL;VALUE=DURATION:{_duration(REFRESH)}\r\n"
+    )
+
+
+def _date_text(day: date) -> str:
+    return f"{day.year:04}{day.month:02}{day.day:02}"
+
+
+def _utc_text(value: datetime) -> str:
+    """A UTC datetime as ``YYYYMMDDTHHMMSSZ`` (sub-second digits dropped, as icalendar does)."""
+    return (
+        f"{value.year:04}{value.month:02}{value.day:02}"
+        f"T{value.hour:02}{value.minute:02}{value.second:02}Z"
+    )
+
+
+def _stamp(cache: dict[datetime, str], modified_at: datetime | None, created: str) -> str:
+    if not modified_at:
+        return created
+    text = cache.get(modified_at)
+    if text is None:
+        text = cache[modified_at] = _utc_text(_utc(modified_at))
+    return text
+
+
+def _sequence(value: int) -> int:
+    """SEQUENCE as icalendar accepts it: an int (not a bool) in 0 … 2³¹ − 1."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"SEQUENCE must be an int, got {value!r}")
+    if value < 0:
+        raise InvalidCalendar(f"SEQUENCE must be >= 0, got {value}")
+    if value > 2_147_483_647:
+        raise ValueError(f"SEQUENCE {value} is outside the RFC 5545 range of an INTEGER")
+    return int(value)
+
+
+def _duration(value: timedelta) -> str:
+    """A vDuration: ``[-]P[nD][T[nH][nM][nS]]``."""
+    sign = ""
+    if value.days < 0:
+        sign, value = "-", -value
+    time_part = ""
+    if value.seconds:
+        hours, rest = divmod(value.seconds, 3600)
+        minutes, seconds = divmod(rest, 60)
+        time_part = "T"
+        if hours:
+            time_part += f"{hours}H"
+        if minutes or (hours and seconds):
+            time_part += f"{minutes}M"
+        if seconds:
+            time_part += f"{seconds}S"
+    if value.days == 0 and time_part:
+        return f"{sign}P{time_part}"
+    return f"{sign}P{value.days}D{time_part}"
+
+
+@lru_cache(maxsize=64)
+def _trigger(minutes: int) -> str:
+    return f"TRIGGER:{_duration(timedelta(minutes=-minutes))}\r\n"
+
+
+def render_reference(plan: Plan, options: FeedOptions | None = None) -> bytes:
+    """The plan as iCalendar bytes, built and serialised by icalendar.
+
+    The oracle for :func:`render` (which must give the same bytes, much faster):
+    tests only. Same plan, same bytes."""
     options = options or FeedOptions()
     calendar = Calendar.new(
         prodid=PRODID,
@@ -258,15 +520,34 @@ def injury_summary(plan: Plan) -> str:
 
 def phase_description(plan: Plan, phase: Phase, number: int, *, full: bool = False) -> str:
     """The phase's goals, the criteria to move on and how to go about it."""
-    clean = _keep if full else _clean
-    last = phase.end_date.isoformat()
-    blocks = [
-        f"Phase {number} of {len(plan.phases)}, {phase.start_date.isoformat()} to {last} "
-        "(projected).",
+    return _phase_text(
+        full,
+        f"Phase {number} of {len(plan.phases)}, {phase.start_date.isoformat()} to "
+        f"{phase.end_date.isoformat()} (projected).",
         injury_summary(plan) if full else "",
-        _bullets("Goals:", clean(phase.goals)),
-        _bullets("Move on when:", clean(phase.advance_criteria)),
-        _bullets("How:", clean(phase.guidance)),
+        phase.goals,
+        phase.advance_criteria,
+        phase.guidance,
+    )
+
+
+@lru_cache(maxsize=1024)
+def _phase_text(
+    full: bool,
+    heading: str,
+    injury: str,
+    goals: tuple[str, ...],
+    advance_criteria: tuple[str, ...],
+    guidance: tuple[str, ...],
+) -> str:
+    """Cached: the protocol texts are the same for every plan of a protocol."""
+    clean = _keep if full else _clean
+    blocks = [
+        heading,
+        injury,
+        _bullets("Goals:", clean(goals)),
+        _bullets("Move on when:", clean(advance_criteria)),
+        _bullets("How:", clean(guidance)),
         DISCLAIMER,
     ]
     return "\n\n".join(block for block in blocks if block)
@@ -324,6 +605,7 @@ def _strip_naming_parentheses(sentence: str) -> str:
     return _PARENTHESIS.sub(lambda m: "" if names_diagnosis(m.group()) else m.group(), sentence)
 
 
+@lru_cache(maxsize=1024)
 def _safe_title(title: str, fallback: str) -> str:
     cleaned = _clean([title])
     return cleaned[0] if cleaned else fallback
@@ -337,8 +619,9 @@ def _phase_title(phase: Phase) -> str:
 
 
 def _uid(plan_id: str, name: str) -> str:
-    """A UID derived from the plan id, in the same namespace as session UIDs."""
-    return f"{uuid.uuid5(UID_NAMESPACE, f'{plan_id}/{name}')}@{UID_DOMAIN}"
+    """A UID derived from the plan id, in the same namespace as session UIDs:
+    ``uuid5(UID_NAMESPACE, f"{plan_id}/{name}")@stride-back``."""
+    return session_uid(plan_id, name)
 
 
 def _utc(value: datetime, what: str = "") -> datetime:
