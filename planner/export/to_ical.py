@@ -64,7 +64,26 @@ DISCLAIMER = "This plan does not replace your clinician's advice."
 
 #: Words that would reveal the diagnosis on a lock screen or a synced server.
 #: Matched case-insensitively as substrings, so "fracture-line" and "Stress" count.
-DIAGNOSIS_WORDS: tuple[str, ...] = ("femoral", "fracture", "stress", "neck", "injury")
+DIAGNOSIS_WORDS: tuple[str, ...] = (
+    "femoral",
+    "fracture",
+    "stress",
+    "neck",
+    "injury",
+    # the bones of the other sites: naming one names the diagnosis too
+    "femur",
+    "tibia",
+    "fibula",
+    "metatars",
+    "calcane",
+    "pubic",
+    "ramus",
+    "navicular",
+    "malleol",
+    "sesamoid",
+    "patell",
+    "talus",
+)
 _DIAGNOSIS = re.compile("|".join(map(re.escape, DIAGNOSIS_WORDS)), re.IGNORECASE)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _PARENTHESIS = re.compile(r"\s*\([^()]*\)")

@@ -498,3 +498,18 @@ def test_any_plan_round_trips(
             assert event.start == session.start and event.end == session.end
             assert event["DTSTART"].to_ical().endswith(b"Z")
     assert not any(word in visible_text(data) for word in DIAGNOSIS_WORDS)
+
+
+@pytest.mark.parametrize(
+    "site",
+    ["tibia_posteromedial", "fibula", "metatarsal_shaft", "navicular", "patella", "pubic_ramus"],
+)
+def test_calendars_of_other_sites_do_not_name_the_bone(site: str) -> None:
+    made = make_plan(
+        PlanRequest(diagnosis_date=date(2026, 11, 20), injury=classify(site=site)),
+        load_catalog(),
+        plan_id=PLAN_ID,
+        created_at=CREATED,
+    )
+    text = render(made).decode().lower()
+    assert not [word for word in DIAGNOSIS_WORDS if word in text]
