@@ -22,6 +22,7 @@ from planner.store import EventRecord, strong_etag
 from planner.web.api import errors, idempotent
 from planner.web.auth import current_organisation, protect
 from planner.web.common import current_key_id, planner
+from planner.web.idempotency import PARAMETER as IDEMPOTENCY_KEY
 
 blp = protect(
     Blueprint(
@@ -73,7 +74,7 @@ def _event(record: EventRecord) -> dict[str, Any]:
 class CheckIns(MethodView):
     @blp.arguments(CheckInCreateSchema)
     @blp.response(201, RecordedSchema)
-    @blp.doc(parameters=[IF_MATCH])
+    @blp.doc(parameters=[IF_MATCH, IDEMPOTENCY_KEY])
     @idempotent(blp)
     @errors(blp, 400, 401, 404, 409, 412, 413, 415, 422)
     def post(self, payload: dict[str, Any], plan_id: str) -> Response:
@@ -106,7 +107,7 @@ class CheckIns(MethodView):
 class PhaseGate(MethodView):
     @blp.arguments(GateCreateSchema)
     @blp.response(201, RecordedSchema)
-    @blp.doc(parameters=[IF_MATCH])
+    @blp.doc(parameters=[IF_MATCH, IDEMPOTENCY_KEY])
     @idempotent(blp)
     @errors(blp, 400, 401, 404, 409, 412, 413, 415, 422)
     def post(self, payload: dict[str, Any], plan_id: str, phase_key: str) -> Response:
@@ -131,7 +132,7 @@ class PhaseGate(MethodView):
 class CancelPlan(MethodView):
     @blp.arguments(CancelSchema)
     @blp.response(201, RecordedSchema)
-    @blp.doc(parameters=[IF_MATCH])
+    @blp.doc(parameters=[IF_MATCH, IDEMPOTENCY_KEY])
     @idempotent(blp)
     @errors(blp, 400, 401, 404, 409, 412, 413, 415, 422)
     def post(self, payload: dict[str, Any], plan_id: str) -> Response:

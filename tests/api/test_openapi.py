@@ -33,3 +33,11 @@ def test_every_route_of_the_app_is_documented(app) -> None:  # type: ignore[no-u
             continue
         path = rule.rule.replace("<", "{").replace(">", "}")
         assert path in documented, f"{path} is served but not in openapi.yaml"
+
+
+def test_every_post_documents_idempotency_key() -> None:
+    spec = yaml.safe_load(SPEC_PATH.read_text(encoding="utf-8"))
+    for path, operations in spec["paths"].items():
+        if "post" in operations:
+            names = [p.get("name") for p in operations["post"].get("parameters", [])]
+            assert "Idempotency-Key" in names, path
