@@ -48,6 +48,7 @@ from planner.schemas.api import (
 from planner.schemas.protocol_file import flatten_errors
 from planner.store import (
     EventRecord,
+    FeedHead,
     PlanRecord,
     RevisionRecord,
     StaleRevision,
@@ -585,6 +586,19 @@ class Planner:
             ),
         )
         return new_record
+
+    def feed_head(self, token: str) -> FeedHead:
+        """Who and what a feed token names, and the feed's validators — without loading
+        the plan. An expired grace period is handled by :meth:`feed` first."""
+        head = self.store.get_feed_head(token_hash(token))
+        if head is None or head.token is None:
+            raise FeedNotFound("No such feed.")
+        if not secrets.compare_digest(head.token.encode(), token.encode()):
+            raise FeedNotFound("No such feed.")
+        if head.feed_expires_at is not None and self.clock() >= head.feed_expires_at:
+            self.feed(token)  # re-renders once without the cancelled events
+            return self.feed_head(token)
+        return head
 
     def feed(self, token: str) -> tuple[PlanRecord, str]:
         """The record behind a feed token and which feed it is (``full``/``busy``).

@@ -299,3 +299,18 @@ class Claim:
     fingerprint: str
     claimed_at: datetime | None = None
     response: StoredResponse | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FeedHead:
+    """What a feed request needs before it knows whether to send the body: who, which
+    feed, the stored token and the validators — a few columns, not the whole plan."""
+
+    plan_id: str
+    organisation: str
+    revision: int
+    kind: str  # "full" or "busy"
+    token: str | None = field(repr=False)
+    etag: str | None
+    last_modified: datetime
+    feed_expires_at: datetime | None

@@ -55,6 +55,7 @@ from planner.store.records import (
     DeliveryRecord,
     DeliveryState,
     EventRecord,
+    FeedHead,
     OutboxEvent,
     PlanRecord,
     RevisionRecord,
@@ -567,6 +568,52 @@ class Store:
             if row is None:
                 return None
             return _plan_record(row), "full" if row.feed_token_hash == token_hash else "busy"
+
+    def get_feed_head(self, token_hash: str) -> FeedHead | None:
+        """The few columns a feed request needs first (see :class:`FeedHead`): a poll
+        answered with 304 never loads the plan's documents."""
+        if not token_hash or len(token_hash) > _TOKEN_HASH_LENGTH:
+            return None
+        columns = (
+            PlanRow.id,
+            PlanRow.organisation,
+            PlanRow.revision,
+            PlanRow.feed_token_hash,
+            PlanRow.feed_token,
+            PlanRow.busy_token,
+            PlanRow.etag,
+            PlanRow.busy_etag,
+            PlanRow.last_modified,
+            PlanRow.updated_at,
+            PlanRow.feed_expires_at,
+        )
+        with self._sessions.begin() as session:
+            row = session.execute(
+                select(*columns).where(
+                    or_(
+                        PlanRow.feed_token_hash == token_hash, PlanRow.busy_token_hash == token_hash
+                    )
+                )
+            ).first()
+        if row is None:
+            return None
+        full = row.feed_token_hash == token_hash
+        return FeedHead(
+            plan_id=row.id,
+            organisation=row.organisation,
+            revision=row.revision,
+            kind="full" if full else "busy",
+            token=row.feed_token if full else row.busy_token,
+            etag=row.etag if full else row.busy_etag,
+            last_modified=row.last_modified or row.updated_at,
+            feed_expires_at=row.feed_expires_at,
+        )
+
+    def get_feed_body(self, plan_id: str, kind: str) -> bytes | None:
+        """The stored calendar of one feed (``full`` or ``busy``)."""
+        column = PlanRow.ics if kind == "full" else PlanRow.busy_ics
+        with self._sessions.begin() as session:
+            return session.scalar(select(column).where(PlanRow.id == plan_id))
 
     def list_plans(
         self,

@@ -18,7 +18,7 @@ from flask_smorest import Blueprint
 from werkzeug.http import http_date, parse_date
 
 from planner.schemas.api import FeedLinksSchema, FeedSettingsSchema
-from planner.services import plan_links
+from planner.services import FeedNotFound, plan_links
 from planner.store import PlanRecord
 from planner.web.api import errors, idempotent
 from planner.web.auth import current_organisation, protect
@@ -108,22 +108,21 @@ class Feed(MethodView):
         (Accept: text/html) gets a short help page; `?download=1` adds
         `Content-Disposition: attachment` for a one-off import.
         """
-        record, kind = planner().feed(token)
-        body, etag = (
-            (record.ics, record.etag) if kind == "full" else (record.busy_ics, record.busy_etag)
-        )
-        assert body is not None and etag is not None
+        head = planner().feed_head(token)  # a few columns: a 304 loads nothing more
         download = request.args.get("download") == "1"
         if _wants_html() and not download:
-            return help_page(record)
-        last_modified = record.last_modified or record.updated_at
+            return help_page(planner().feed(token)[0])
+        assert head.etag is not None
         headers = {
-            "ETag": etag,
-            "Last-Modified": http_date(last_modified),
+            "ETag": head.etag,
+            "Last-Modified": http_date(head.last_modified),
             "Cache-Control": FEED_CACHE_CONTROL,
         }
-        if _not_modified(etag, last_modified):
+        if _not_modified(head.etag, head.last_modified):
             return NotModified(status=304, headers=headers)
+        body = planner().store.get_feed_body(head.plan_id, head.kind)
+        if body is None:  # revoked or deleted between the two reads
+            raise FeedNotFound("No such feed.")
         response = bytes_response(body, ICAL_MIME)
         response.headers.update(headers)
         if download:
