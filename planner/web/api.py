@@ -7,7 +7,6 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import flask_smorest
-from apispec.ext.marshmallow import resolver as default_resolver  # noqa: F401
 from flask_smorest.spec import prepare_response  # type: ignore[attr-defined]
 
 from planner.schemas.api import ProblemSchema

@@ -15,8 +15,7 @@ from flask_smorest import Blueprint
 
 from planner import __version__
 from planner.export import to_fhir
-from planner.services import PlanNotFound
-from planner.web.auth import require_api_key
+from planner.web.auth import current_organisation, require_api_key
 from planner.web.common import planner
 
 FHIR_MIME = "application/fhir+json"
@@ -82,8 +81,6 @@ class CarePlan(MethodView):
         (`POST /v1/plans/{id}/confirm`), then `plan`. The injury is a contained
         Condition; phases and sessions are `activity[].detail`.
         """
-        from planner.web.auth import current_organisation
-
         return fhir_response(care_plan_resource(current_organisation(), plan_id))
 
 
@@ -106,6 +103,3 @@ class Metadata(MethodView):
         return fhir_response(
             to_fhir.capability_statement(base_url=base_url(), software_version=__version__)
         )
-
-
-__all__ = ["PlanNotFound", "blp", "care_plan_resource", "fhir_response"]
