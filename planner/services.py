@@ -18,8 +18,6 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from marshmallow import ValidationError
-
 from planner import webhooks
 from planner.catalog import Catalog, protocol_from_document
 from planner.domain.errors import InvalidInjury, PlannerError
@@ -45,7 +43,6 @@ from planner.schemas.api import (
     PlanCreateSchema,
     PlanSchema,
 )
-from planner.schemas.protocol_file import flatten_errors
 from planner.store import (
     EventRecord,
     FeedHead,
@@ -751,9 +748,7 @@ __all__ = [
     "PreconditionFailed",
     "Recorded",
     "RevisionConflict",
-    "ValidationError",
     "build_plan",
-    "flatten_errors",
     "plan_request",
     "render_record",
     "served_document",
