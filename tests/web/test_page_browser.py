@@ -284,7 +284,11 @@ def test_page_on_a_phone(phone: Page, server: Server, plan: dict[str, Any], tmp_
     copy = phone.get_by_role("button", name="Copy")
     assert copy.is_visible()
     copy.click()
-    assert phone.locator("#copy-status").inner_text() == "Copied."
+    # The clipboard write is asynchronous: wait (no eval, which the CSP forbids) for the
+    # status it sets.
+    from playwright.sync_api import expect
+
+    expect(phone.locator("#copy-status")).to_have_text("Copied.", timeout=5000)
     assert phone.evaluate("navigator.clipboard.readText()") == feed
 
     scroll_width = phone.evaluate("document.documentElement.scrollWidth")
