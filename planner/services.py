@@ -258,7 +258,7 @@ class Planner:
     ) -> PlanRecord:
         """Make, render and store a plan in one transaction; on error nothing is kept."""
         plan = build_plan(payload, self.catalog, plan_id=self.new_id(), created_at=self.clock())
-        settings = dict(payload.get("feed") or FeedSettingsSchema().load({}))
+        settings = dict(payload.get("feed") or _DEFAULT_FEED_SETTINGS)
         feed_token = self.new_token()
         busy_token = self.new_token() if settings.get("busy") else None
         record = render_record(
@@ -725,9 +725,13 @@ def plan_links(record: PlanRecord) -> dict[str, Any]:
     }
 
 
+_FEED_SETTINGS = FeedSettingsSchema()
+_DEFAULT_FEED_SETTINGS = _FEED_SETTINGS.load({})
+
+
 def served_document(record: PlanRecord) -> bytes:
     """The plan JSON as served: stored bytes plus current feed settings and links."""
-    settings = FeedSettingsSchema().dump(record.settings or FeedSettingsSchema().load({}))
+    settings = _FEED_SETTINGS.dump(record.settings or _DEFAULT_FEED_SETTINGS)
     return to_json.finish(record.document, settings, plan_links(record))
 
 

@@ -18,7 +18,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import fields, replace
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Self, cast
@@ -1424,31 +1424,20 @@ def _delivery_record(row: WebhookOutboxRow) -> DeliveryRecord:
     )
 
 
+#: Plan columns set once, at insert: everything else is rewritten by ``update_plan``.
+_IMMUTABLE_PLAN_FIELDS = frozenset({"id", "organisation", "created_at"})
+#: ``PlanRecord`` fields mirror ``plans`` columns one to one, by name.
+_PLAN_FIELDS = tuple(f.name for f in fields(PlanRecord))
+
+
 def _mutable_values(plan: PlanRecord) -> dict[str, Any]:
     """Column values :meth:`Store.update_plan` writes: all but id, organisation, created_at."""
-    return {
-        "revision": plan.revision,
-        "status": plan.status,
-        "updated_at": plan.updated_at,
-        "athlete_reference": plan.athlete_reference,
-        "protocol_id": plan.protocol_id,
-        "protocol_version": plan.protocol_version,
-        "request": plan.request,
-        "document": plan.document,
-        "ics": plan.ics,
-        "etag": plan.etag,
-        "feed_token": plan.feed_token,
-        "feed_token_hash": plan.feed_token_hash,
-        "busy_token": plan.busy_token,
-        "busy_token_hash": plan.busy_token_hash,
-        "busy_ics": plan.busy_ics,
-        "busy_etag": plan.busy_etag,
-        "last_modified": plan.updated_at if plan.last_modified is None else plan.last_modified,
-        "feed_expires_at": plan.feed_expires_at,
-        "settings": plan.settings,
-        "protocol_snapshot": plan.protocol_snapshot,
-        "confirmed_at": plan.confirmed_at,
+    values = {
+        name: getattr(plan, name) for name in _PLAN_FIELDS if name not in _IMMUTABLE_PLAN_FIELDS
     }
+    if values["last_modified"] is None:
+        values["last_modified"] = plan.updated_at
+    return values
 
 
 def _plan_row(plan: PlanRecord) -> PlanRow:
@@ -1461,32 +1450,7 @@ def _plan_row(plan: PlanRecord) -> PlanRow:
 
 
 def _plan_record(row: PlanRow) -> PlanRecord:
-    return PlanRecord(
-        id=row.id,
-        organisation=row.organisation,
-        revision=row.revision,
-        status=row.status,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        athlete_reference=row.athlete_reference,
-        protocol_id=row.protocol_id,
-        protocol_version=row.protocol_version,
-        request=row.request,
-        document=row.document,
-        ics=row.ics,
-        etag=row.etag,
-        feed_token=row.feed_token,
-        feed_token_hash=row.feed_token_hash,
-        busy_token=row.busy_token,
-        busy_token_hash=row.busy_token_hash,
-        busy_ics=row.busy_ics,
-        busy_etag=row.busy_etag,
-        last_modified=row.last_modified,
-        feed_expires_at=row.feed_expires_at,
-        settings=row.settings,
-        protocol_snapshot=row.protocol_snapshot,
-        confirmed_at=row.confirmed_at,
-    )
+    return PlanRecord(**{name: getattr(row, name) for name in _PLAN_FIELDS})
 
 
 def _revision_row(revision: RevisionRecord) -> PlanRevisionRow:
