@@ -316,6 +316,7 @@ def db_upgrade() -> None:
     click.echo(
         f"Database at revision {store.current_revision()}: {_display(database_url_from_env())}"
     )
+    store.dispose()  # close the connection cleanly (a server logs a dropped one)
 
 
 def _display(url: str) -> str:

@@ -1,4 +1,5 @@
-"""Fixtures for API tests: an app on a real SQLite file, keys, and a spec checker."""
+"""Fixtures for API tests: an app on a real database (a SQLite file, and in a second run,
+``[postgresql]``, a PostgreSQL database: ``tests.pg``), keys, and a spec checker."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from flask.testing import FlaskClient
 from planner.store import Store
 from planner.web import create_app
 from tests.api.contract import Contract
+from tests.pg import SQLITE, postgres_database
 
 EXAMPLE_PLAN: dict[str, Any] = {
     "diagnosis_date": "2026-11-20",
@@ -35,8 +37,16 @@ EXAMPLE_PLAN: dict[str, Any] = {
 
 
 @pytest.fixture
-def database_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'planner.sqlite3'}"
+def database_url(
+    database_kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[str]:
+    """A new SQLite file, or a new PostgreSQL database already at the newest schema (the
+    app's own upgrade then has nothing to do)."""
+    if database_kind == SQLITE:
+        yield f"sqlite:///{tmp_path / 'planner.sqlite3'}"
+        return
+    with postgres_database(request, migrated=True) as url:
+        yield url
 
 
 @pytest.fixture

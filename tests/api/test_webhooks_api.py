@@ -329,6 +329,7 @@ def test_a_disabled_webhook_cannot_replay(
     assert response.get_json()["type"].endswith("/webhook_disabled")
 
 
+@pytest.mark.sqlite_only("in-process delivery is on by default on SQLite only")
 def test_in_process_delivery_runs_on_sqlite_unless_switched_off(
     client: FlaskClient,
     auth: dict[str, str],

@@ -1,4 +1,5 @@
-"""Fixtures for the store tests: every test gets a real SQLite file in ``tmp_path``."""
+"""Fixtures for the store tests: every test gets a real database of its own, a SQLite file
+in ``tmp_path`` and (a second run, ``[postgresql]``) a PostgreSQL database (``tests.pg``)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import Engine, inspect, text
 
 from planner.store import EventRecord, PlanRecord, RevisionRecord, Store, strong_etag
+from planner.store.engine import make_engine
+from tests.pg import SQLITE, postgres_database
 
 T0 = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
 
@@ -34,8 +38,53 @@ def db_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def db_url(db_path: Path) -> str:
-    return f"sqlite:///{db_path.as_posix()}"
+def db_url(database_kind: str, db_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """The test's database: a new SQLite file at ``db_path``, or a new PostgreSQL database.
+
+    On PostgreSQL a test that uses ``store`` gets a copy of a database migrated once per
+    session (what ``store``'s own ``upgrade()`` then finds, only faster); any other test
+    gets an empty database, as a new SQLite file is empty.
+    """
+    if database_kind == SQLITE:
+        yield f"sqlite:///{db_path.as_posix()}"
+        return
+    with postgres_database(request, migrated="store" in request.fixturenames) as url:
+        yield url
+
+
+class Database:
+    """The test's database seen from outside the store: its own engine, as another process
+    would open it, so what it reads was committed."""
+
+    def __init__(self, url: str) -> None:
+        self.engine: Engine = make_engine(url)
+
+    @property
+    def dialect(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self.engine.dialect.name
+
+    def rows(self, sql: str, **params: Any) -> list[tuple[Any, ...]]:
+        """Run one statement in its own transaction; return its rows (``[]`` for none)."""
+        with self.engine.begin() as connection:
+            result = connection.execute(text(sql), params)
+            return [tuple(row) for row in result] if result.returns_rows else []
+
+    def count(self, table: str) -> int:
+        """How many rows ``table`` has."""
+        return int(self.rows(f"SELECT count(*) FROM {table}")[0][0])
+
+    def table_names(self) -> set[str]:
+        """The tables that exist now."""
+        return set(inspect(self.engine).get_table_names())
+
+
+@pytest.fixture
+def database(db_url: str) -> Iterator[Database]:
+    """Raw SQL access to the test's database (e.g. to check what was really stored)."""
+    database = Database(db_url)
+    yield database
+    database.engine.dispose()
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Sharing one Store across threads, and two Stores (two processes' worth) on one file."""
+"""Sharing one Store across threads, and two Stores (two processes' worth) on one database."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import text
 
 from planner.store import StaleRevision, Store
 
-from .conftest import make_event, make_plan, make_revision
+from .conftest import Database, make_event, make_plan, make_revision, next_revision
 
 THREADS = 4
 PLANS_PER_THREAD = 25
@@ -149,3 +150,39 @@ def test_concurrent_updates_lose_nothing(store: Store, open_store: Callable[[], 
     assert [e.payload["worker"] for e in events] == final.request["workers"]
     assert revisions[-1].document == final.document
     assert conflicts, "the writers never overlapped: the test proved nothing"
+
+
+def test_a_writer_blocked_on_the_plan_cannot_overwrite_what_was_committed_meanwhile(
+    store: Store, database: Database
+) -> None:
+    # Another writer holds the plan (its UPDATE is not committed yet) when this one, which
+    # read revision 1, tries to write. This one must wait and then see revision 2: under
+    # PostgreSQL's READ COMMITTED the blocked UPDATE re-checks ``revision = 1`` against the
+    # committed row and matches nothing; on SQLite it waits for the write lock.
+    plan = make_plan(1)
+    store.add_plan(plan, make_revision(plan))
+    outcome: list[BaseException | None] = []
+
+    def late_writer() -> None:
+        try:
+            store.update_plan(next_revision(plan, document=b"late"), expected_revision=1)
+            outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    with database.engine.connect() as other:
+        other.execute(
+            text("UPDATE plans SET revision = 2, document = :doc WHERE id = :id"),
+            {"doc": b"first", "id": plan.id},
+        )
+        thread = threading.Thread(target=late_writer)
+        thread.start()
+        thread.join(timeout=0.5)
+        assert thread.is_alive(), "the late writer did not wait for the plan's row"
+        other.commit()
+    thread.join()
+
+    (error,) = outcome
+    assert isinstance(error, StaleRevision) and (error.expected, error.current) == (1, 2)
+    stored = store.get_plan("acme", plan.id)
+    assert stored is not None and (stored.revision, stored.document) == (2, b"first")

@@ -3,24 +3,16 @@
 from __future__ import annotations
 
 import re
-import sqlite3
 from collections.abc import Callable
-from contextlib import closing
 from datetime import UTC, timedelta
-from pathlib import Path
 
 import pytest
 
 from planner.store import SCOPES, AmbiguousKeyError, Store, hash_secret
 
-from .conftest import T0, FakeClock
+from .conftest import T0, Database, FakeClock
 
 SECRET_FORMAT = re.compile(r"^sbk_(?P<prefix>[A-Za-z0-9]{8})_(?P<body>[A-Za-z0-9_-]{43,})$")
-
-
-def raw_rows(db_path: Path, table: str) -> list[tuple[object, ...]]:
-    with closing(sqlite3.connect(db_path)) as connection:
-        return list(connection.execute(f"SELECT * FROM {table}"))
 
 
 def test_create_key_returns_record_and_well_formed_secret(store: Store) -> None:
@@ -43,16 +35,19 @@ def test_secrets_are_unique(store: Store) -> None:
     assert len(secrets) == 20
 
 
-def test_secret_is_not_stored_in_clear(store: Store, db_path: Path) -> None:
+def test_secret_is_not_stored_in_clear(store: Store, database: Database) -> None:
     key, secret = store.create_key("ci", "acme")
     body = secret.split("_", 2)[2]
 
-    with closing(sqlite3.connect(db_path)) as connection:
-        dump = "\n".join(connection.iterdump())
+    dump = "\n".join(
+        repr(row)
+        for table in sorted(database.table_names())
+        for row in database.rows(f"SELECT * FROM {table}")
+    )
     assert secret not in dump
     assert body not in dump
     assert hash_secret(secret) in dump  # what is stored instead
-    (row,) = raw_rows(db_path, "api_keys")
+    (row,) = database.rows("SELECT * FROM api_keys")
     assert key.prefix in row
 
 
@@ -137,11 +132,10 @@ def test_revoke_unknown_or_already_revoked_returns_false(store: Store) -> None:
     assert store.revoke_key(key.prefix) is False
 
 
-def test_revoke_refuses_an_ambiguous_prefix(store: Store, db_path: Path) -> None:
+def test_revoke_refuses_an_ambiguous_prefix(store: Store, database: Database) -> None:
     first, first_secret = store.create_key("a", "acme")
     second, _ = store.create_key("b", "acme")
-    with closing(sqlite3.connect(db_path)) as connection, connection:
-        connection.execute("UPDATE api_keys SET prefix = ?", (first.prefix,))
+    database.rows("UPDATE api_keys SET prefix = :prefix", prefix=first.prefix)
 
     with pytest.raises(AmbiguousKeyError) as raised:
         store.revoke_key(first.prefix)

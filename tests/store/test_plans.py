@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import sqlite3
 import uuid
 from collections.abc import Callable
-from contextlib import closing
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -17,12 +14,7 @@ from hypothesis import strategies as st
 
 from planner.store import DuplicatePlanError, PlanRecord, Store, strong_etag
 
-from .conftest import T0, make_plan
-
-
-def plan_count(db_path: Path) -> int:
-    with closing(sqlite3.connect(db_path)) as connection:
-        return int(connection.execute("SELECT count(*) FROM plans").fetchone()[0])
+from .conftest import T0, Database, make_plan
 
 
 def test_add_and_get_round_trip_exactly(store: Store) -> None:
@@ -51,10 +43,10 @@ def test_datetimes_come_back_aware_utc_even_when_stored_from_another_zone(store:
     assert loaded.updated_at.utcoffset() == timedelta(0)
 
 
-def test_naive_datetimes_are_refused(store: Store, db_path: Path) -> None:
+def test_naive_datetimes_are_refused(store: Store, database: Database) -> None:
     with pytest.raises(ValueError, match="naive datetime"):
         store.add_plan(make_plan(1, created_at=datetime(2026, 11, 20, 7, 0)))
-    assert plan_count(db_path) == 0
+    assert database.count("plans") == 0
 
 
 @settings(
@@ -113,6 +105,34 @@ def test_list_pages_newest_first_with_total(store: Store) -> None:
     assert all(r.organisation == "acme" for records, _ in pages for r in records)
 
 
+def test_keyset_pages_follow_the_listing_order_and_ignore_newer_plans(store: Store) -> None:
+    # Ties on created_at (broken by id, descending) and instants a microsecond apart.
+    tick = timedelta(microseconds=1)
+    moments = [T0, T0, T0 + tick, T0 + tick, T0 + timedelta(seconds=1)]
+    for number, moment in enumerate(moments, start=1):
+        store.add_plan(make_plan(number, created_at=moment))
+
+    seen: list[str] = []
+    before: tuple[datetime, str] | None = None
+    while page := store.list_plans("acme", limit=2, offset=0, before=before)[0]:
+        seen += [plan.id for plan in page]
+        before = (page[-1].created_at, page[-1].id)
+        store.add_plan(make_plan(10 + len(seen), created_at=T0 + timedelta(days=1)))
+
+    assert seen == [make_plan(number).id for number in (5, 4, 3, 2, 1)]
+
+
+def test_list_filters_by_the_requests_external_id(store: Store) -> None:
+    for number, external_id in [(1, "ext-1"), (2, "ext-2"), (3, None)]:
+        request = {"external_id": external_id} if external_id else {"other": "ext-1"}
+        store.add_plan(make_plan(number, request=request))
+
+    records, total = store.list_plans("acme", limit=10, offset=0, external_id="ext-1")
+
+    assert ([r.id for r in records], total) == ([make_plan(1).id], 1)
+    assert store.list_plans("acme", limit=10, offset=0, external_id="nope") == ([], 0)
+
+
 def test_list_with_zero_limit_counts_only(store: Store) -> None:
     for n in range(1, 4):
         store.add_plan(make_plan(n))
@@ -125,7 +145,7 @@ def test_list_rejects_negative_paging(store: Store, limit: int, offset: int) -> 
         store.list_plans("acme", limit=limit, offset=offset)
 
 
-def test_duplicate_id_leaves_database_unchanged(store: Store, db_path: Path) -> None:
+def test_duplicate_id_leaves_database_unchanged(store: Store, database: Database) -> None:
     original = make_plan(1)
     store.add_plan(original)
 
@@ -133,17 +153,17 @@ def test_duplicate_id_leaves_database_unchanged(store: Store, db_path: Path) -> 
         store.add_plan(replace(original, organisation="globex", document=b"other", revision=2))
 
     assert raised.value.plan_id == original.id
-    assert plan_count(db_path) == 1
+    assert database.count("plans") == 1
     assert store.get_plan("acme", original.id) == original
     assert store.get_plan("globex", original.id) is None
 
 
-def test_unserialisable_request_stores_nothing(store: Store, db_path: Path) -> None:
+def test_unserialisable_request_stores_nothing(store: Store, database: Database) -> None:
     with pytest.raises(TypeError):
         store.add_plan(make_plan(1, request={"when": object()}))
-    assert plan_count(db_path) == 0
+    assert database.count("plans") == 0
     store.add_plan(make_plan(1))  # the store is still usable afterwards
-    assert plan_count(db_path) == 1
+    assert database.count("plans") == 1
 
 
 def test_data_survives_reopening_the_store(

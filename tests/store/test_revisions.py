@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import sqlite3
-from contextlib import closing
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,15 +19,10 @@ from planner.store import (
     strong_etag,
 )
 
-from .conftest import T0, make_event, make_plan, make_revision, next_revision
+from .conftest import T0, Database, make_event, make_plan, make_revision, next_revision
 
 FEED = "feed-token-" + "f" * 32
 BUSY = "busy-token-" + "b" * 32
-
-
-def count(db_path: Path, table: str) -> int:
-    with closing(sqlite3.connect(db_path)) as connection:
-        return int(connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
 
 
 def with_feeds(plan: PlanRecord, feed: str | None = FEED, busy: str | None = BUSY) -> PlanRecord:
@@ -83,18 +75,18 @@ def test_add_plan_stores_the_first_revision(store: Store, created: PlanRecord) -
     assert store.list_events("acme", created.id) == []
 
 
-def test_add_plan_with_a_foreign_revision_is_refused(store: Store, db_path: Path) -> None:
+def test_add_plan_with_a_foreign_revision_is_refused(store: Store, database: Database) -> None:
     plan = make_plan(1)
     with pytest.raises(ValueError, match="belongs to plan"):
         store.add_plan(plan, make_revision(make_plan(2)))
-    assert count(db_path, "plans") == 0
+    assert database.count("plans") == 0
 
 
-def test_add_plan_with_a_bad_revision_stores_neither(store: Store, db_path: Path) -> None:
+def test_add_plan_with_a_bad_revision_stores_neither(store: Store, database: Database) -> None:
     plan = make_plan(1)
     with pytest.raises(ValueError, match="naive datetime"):
         store.add_plan(plan, make_revision(plan, created_at=datetime(2026, 11, 20)))
-    assert count(db_path, "plans") == count(db_path, "plan_revisions") == 0
+    assert database.count("plans") == database.count("plan_revisions") == 0
 
 
 def test_record_repr_hides_feed_tokens(created: PlanRecord) -> None:
@@ -143,7 +135,9 @@ def test_update_plan_without_last_modified_uses_updated_at(
     assert loaded is not None and loaded.last_modified == new.updated_at
 
 
-def test_stale_revision_writes_nothing(store: Store, created: PlanRecord, db_path: Path) -> None:
+def test_stale_revision_writes_nothing(
+    store: Store, created: PlanRecord, database: Database
+) -> None:
     second = next_revision(created)
     store.update_plan(second, expected_revision=1, revision=make_revision(second))
 
@@ -159,16 +153,16 @@ def test_stale_revision_writes_nothing(store: Store, created: PlanRecord, db_pat
         2,
     )
     assert store.get_plan("acme", created.id) == second
-    assert count(db_path, "plan_revisions") == 2
-    assert count(db_path, "plan_events") == 0
+    assert database.count("plan_revisions") == 2
+    assert database.count("plan_events") == 0
 
 
-def test_update_of_a_missing_plan(store: Store, db_path: Path) -> None:
+def test_update_of_a_missing_plan(store: Store, database: Database) -> None:
     ghost = make_plan(7)
     with pytest.raises(PlanMissing) as raised:
         store.update_plan(ghost, expected_revision=1, revision=make_revision(ghost))
     assert raised.value.plan_id == ghost.id
-    assert count(db_path, "plans") == count(db_path, "plan_revisions") == 0
+    assert database.count("plans") == database.count("plan_revisions") == 0
 
 
 def test_update_from_another_organisation_is_a_missing_plan(
@@ -183,7 +177,7 @@ def test_update_from_another_organisation_is_a_missing_plan(
 
 @pytest.mark.parametrize("clash", ["event seq", "revision number"])
 def test_failing_insert_rolls_back_the_whole_update(
-    store: Store, created: PlanRecord, db_path: Path, clash: str
+    store: Store, created: PlanRecord, database: Database, clash: str
 ) -> None:
     second = next_revision(created)
     store.update_plan(
@@ -201,7 +195,7 @@ def test_failing_insert_rolls_back_the_whole_update(
     assert [e.seq for e in store.list_events("acme", created.id)] == [1]
     # ... and the plan is not left claimed: the next writer at revision 2 succeeds.
     store.update_plan(third, expected_revision=2, revision=make_revision(third))
-    assert count(db_path, "plan_revisions") == 3
+    assert database.count("plan_revisions") == 3
 
 
 def test_bad_event_value_rolls_back_the_whole_update(store: Store, created: PlanRecord) -> None:
@@ -259,13 +253,12 @@ def test_explicit_event_seq_is_kept(store: Store, created: PlanRecord) -> None:
 
 
 def test_event_without_decision_is_sql_null(
-    store: Store, created: PlanRecord, db_path: Path
+    store: Store, created: PlanRecord, database: Database
 ) -> None:
     new = next_revision(created)
     store.update_plan(new, expected_revision=1, event=make_event(new, decision=None))
-    with closing(sqlite3.connect(db_path)) as connection:
-        (decision,) = connection.execute("SELECT decision FROM plan_events").fetchone()
-    assert decision is None
+    # SQL NULL, not the JSON text 'null' (which a driver would also decode to None).
+    assert database.rows("SELECT decision IS NULL FROM plan_events") == [(True,)]
     assert store.list_events("acme", created.id)[0].decision is None
 
 
@@ -327,14 +320,12 @@ def test_revisions_are_listed_in_order(store: Store, created: PlanRecord) -> Non
 
 
 def test_deleting_a_plan_deletes_its_history(
-    store: Store, created: PlanRecord, db_path: Path
+    store: Store, created: PlanRecord, database: Database
 ) -> None:
     new = next_revision(created)
     store.update_plan(new, expected_revision=1, revision=make_revision(new), event=make_event(new))
-    with closing(sqlite3.connect(db_path)) as connection, connection:
-        connection.execute("PRAGMA foreign_keys=ON")
-        connection.execute("DELETE FROM plans")
-    assert count(db_path, "plan_revisions") == count(db_path, "plan_events") == 0
+    database.rows("DELETE FROM plans")  # its engine turns SQLite's foreign keys on
+    assert database.count("plan_revisions") == database.count("plan_events") == 0
 
 
 # -- set_plan_fields -------------------------------------------------------------------------
@@ -436,12 +427,12 @@ def test_revoked_tokens_find_nothing(store: Store, created: PlanRecord) -> None:
 
 @pytest.mark.parametrize("column", ["feed_token_hash", "busy_token_hash"])
 def test_token_hashes_are_unique(
-    store: Store, created: PlanRecord, db_path: Path, column: str
+    store: Store, created: PlanRecord, database: Database, column: str
 ) -> None:
     taken = getattr(created, column)
     with pytest.raises(IntegrityError):
         store.add_plan(replace(make_plan(2), **{column: taken}))
-    assert count(db_path, "plans") == 1
+    assert database.count("plans") == 1
 
     store.add_plan(make_plan(2))  # several plans without feeds: NULLs do not clash
     store.add_plan(make_plan(3))

@@ -13,6 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from planner.store import (
     DeliveryState,
@@ -22,7 +23,7 @@ from planner.store import (
     Store,
 )
 
-from .conftest import T0, FakeClock, make_event, make_plan, make_revision, next_revision
+from .conftest import T0, Database, FakeClock, make_event, make_plan, make_revision, next_revision
 from .test_concurrency import run_in_threads
 
 LEASE = timedelta(seconds=60)
@@ -335,6 +336,7 @@ def test_concurrent_claimers_never_share_a_row(
     assert set(claims.values()) == {1}
 
 
+@pytest.mark.sqlite_only("SQLite's single write lock; PostgreSQL readers never wait")
 def test_an_idle_poll_does_not_wait_for_the_write_lock(store: Store, db_path: Path) -> None:
     store.create_webhook("acme", "https://a/1", ["plan.created"])
     with closing(sqlite3.connect(db_path, isolation_level=None)) as writer:
@@ -345,6 +347,26 @@ def test_an_idle_poll_does_not_wait_for_the_write_lock(store: Store, db_path: Pa
             assert time.monotonic() - started < 1  # not the 5 s busy timeout
         finally:
             writer.execute("ROLLBACK")
+
+
+@pytest.mark.postgresql_only("row locks (SQLite locks the whole database)")
+def test_a_claim_skips_a_row_another_worker_holds_instead_of_waiting(
+    store: Store, database: Database
+) -> None:
+    store.create_webhook("acme", "https://a/1", ["plan.created"])
+    first, second = store.enqueue_webhook_events([event(n=1), event(n=2)])
+    with database.engine.connect() as other:  # a worker in the middle of claiming the first
+        other.execute(
+            text("SELECT id FROM webhook_outbox WHERE id = :id FOR UPDATE"), {"id": first}
+        )
+        started = time.monotonic()
+        claimed = store.claim_due_delivery(T0, lease=LEASE)
+        assert time.monotonic() - started < 1
+        assert claimed is not None and claimed.delivery.id == second
+        other.rollback()
+    again = store.claim_due_delivery(T0, lease=LEASE)
+    assert again is not None and again.delivery.id == first
+    assert store.claim_due_delivery(T0, lease=LEASE) is None
 
 
 def test_rows_due_at_the_same_instant_are_claimed_in_the_order_they_were_written(
