@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
 import secrets
 import uuid
 from collections.abc import Callable, Mapping
@@ -18,8 +19,10 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from planner import webhooks
-from planner.catalog import Catalog, protocol_from_document
+from marshmallow import ValidationError
+
+from planner import plan_state, webhooks
+from planner.catalog import Catalog
 from planner.domain.errors import InvalidInjury, PlannerError
 from planner.domain.injury import classify
 from planner.domain.model import (
@@ -28,6 +31,7 @@ from planner.domain.model import (
     PlanRequest,
     PlanStatus,
     Preferences,
+    Protocol,
     RedFlag,
     RiskAssessment,
     RiskFactor,
@@ -36,6 +40,7 @@ from planner.domain.model import (
 from planner.domain.planning import RecordedEvent, make_plan, planning_context, replay
 from planner.domain.progress import Cancel, CheckIn, Decision, Event, Gate, revise
 from planner.export import to_ical, to_json
+from planner.plan_cache import SNAPSHOT_PROTOCOLS, RecentPlans
 from planner.schemas.api import (
     RISK_ASSESSMENT_REQUEST_FIELDS,
     DecisionSchema,
@@ -46,6 +51,7 @@ from planner.schemas.api import (
 from planner.store import (
     EventRecord,
     FeedHead,
+    PlanDocument,
     PlanRecord,
     RevisionRecord,
     StaleRevision,
@@ -58,6 +64,8 @@ from planner.store import (
 CANCELLED_GRACE = timedelta(days=14)
 #: Optimistic-concurrency retries for writes that did not name a revision.
 WRITE_ATTEMPTS = 5
+
+log = logging.getLogger(__name__)
 
 
 class PlanNotFound(PlannerError):
@@ -169,7 +177,20 @@ def request_document(plan: Plan) -> dict[str, Any]:
 def request_from_document(document: Mapping[str, Any]) -> PlanRequest:
     """The inverse of :func:`request_document` (classification is idempotent)."""
     payload = _without_nulls(document)
-    return plan_request(PlanCreateSchema().load(payload))
+    return plan_request(_CREATE_SCHEMA.load(payload))
+
+
+_CREATE_SCHEMA = PlanCreateSchema()
+
+
+def _as_replayed(plan: Plan, request: Mapping[str, Any]) -> Plan | None:
+    """``plan`` with its request as :func:`request_from_document` reads ``request`` back
+    (``None``: it does not read back, so there is nothing to resume from)."""
+    try:
+        return replace(plan, request=request_from_document(request))
+    except (PlannerError, ValidationError):
+        log.warning("plan %s: request does not read back, stored without state", plan.id)
+        return None
 
 
 def _without_nulls(value: Any) -> Any:
@@ -250,6 +271,9 @@ class Planner:
     clock: Callable[[], datetime] = utcnow
     new_id: Callable[[], str] = field(default=lambda: str(uuid.uuid4()))
     new_token: Callable[[], str] = field(default=new_token)
+    #: Plans this process committed lately, decoded (see :class:`RecentPlans` for why
+    #: several processes on one database can share it safely).
+    recent: RecentPlans = field(default_factory=RecentPlans, repr=False, compare=False)
 
     # ---------------------------------------------------------------- create / read
 
@@ -261,6 +285,11 @@ class Planner:
         settings = dict(payload.get("feed") or _DEFAULT_FEED_SETTINGS)
         feed_token = self.new_token()
         busy_token = self.new_token() if settings.get("busy") else None
+        request = request_document(plan)
+        # The state holds the request as a replay reads it back from the stored document
+        # (e.g. an omitted start_date comes back as the diagnosis date), so resuming and
+        # replaying give the very same plan, not merely the same rendering.
+        resumable = _as_replayed(plan, request)
         record = render_record(
             plan,
             organisation,
@@ -269,6 +298,8 @@ class Planner:
             feed_token=feed_token,
             busy_token=busy_token,
             last_modified=plan.updated_at,
+            request=request,
+            state=None if resumable is None else encode_state(resumable),
         )
         self.store.add_plan(
             record,
@@ -283,6 +314,8 @@ class Planner:
             ),
             outbox=webhooks.plan_events(record, now=plan.created_at),
         )
+        if resumable is not None:
+            self.recent.put(resumable)
         return record
 
     def get_plan(self, organisation: str, plan_id: str) -> PlanRecord:
@@ -290,6 +323,13 @@ class Planner:
         if record is None:
             raise PlanNotFound(f"No plan {plan_id!r} in your organisation.")
         return record
+
+    def plan_document(self, organisation: str, plan_id: str) -> PlanDocument:
+        """What serving the current plan JSON needs, and nothing more (plan GETs)."""
+        found = self.store.get_plan_document(organisation, plan_id)
+        if found is None:
+            raise PlanNotFound(f"No plan {plan_id!r} in your organisation.")
+        return found
 
     def list_plans(
         self,
@@ -323,10 +363,49 @@ class Planner:
         return served_document(replace(record, document=found.document))
 
     def load(self, record: PlanRecord) -> Plan:
-        """The domain plan of a stored record, replayed from its events."""
-        return self._replay(record)[0]
+        """The domain plan of a stored record: the revision's stored state (or this
+        process's copy of it) when there is one that fits, else replayed from its events."""
+        return self._current(record, state_loaded=record.state is not None)[0]
 
-    def _replay(self, record: PlanRecord) -> tuple[Plan, Any]:
+    def _writable(self, organisation: str, plan_id: str) -> PlanRecord:
+        """The current record with its stored state: what every write starts from."""
+        record = self.store.get_plan_with_state(organisation, plan_id)
+        if record is None:
+            raise PlanNotFound(f"No plan {plan_id!r} in your organisation.")
+        return record
+
+    def _current(self, record: PlanRecord, *, state_loaded: bool) -> tuple[Plan, Protocol]:
+        """The plan at ``record.revision`` and the protocol it follows, as cheaply as it
+        can be had and always exactly what replaying the event log gives:
+
+        1. the plan this process committed as that revision (:class:`RecentPlans`);
+        2. the state stored with the revision (``plan_state.resume`` checks its model
+           fingerprint, plan id, revision and ``updated_at``);
+        3. otherwise — no state yet (a plan older than the column), another model shape
+           (a deploy changed the domain model), anything that does not decode — a replay
+           of the events, as before.
+
+        ``state_loaded``: ``record.state`` is what the database holds (else it is read).
+        """
+        snapshot = record.protocol_snapshot
+        protocol = SNAPSHOT_PROTOCOLS.get(self.catalog, snapshot, record.protocol_id)
+        plan = self.recent.get(record.id, record.revision, record.updated_at)
+        if plan is None:
+            state = record.state
+            if state is None and not state_loaded:
+                state = self.store.get_plan_state(record.organisation, record.id)
+            plan = plan_state.resume(
+                state, plan_id=record.id, revision=record.revision, updated_at=record.updated_at
+            )
+            if plan is None:
+                if state is not None:
+                    log.debug("plan %s: stored state unusable, replaying its events", record.id)
+                plan = self._replay(record, protocol)
+        # The record's number and instant are the truth (and the same instant in UTC).
+        return replace(plan, revision=record.revision, updated_at=record.updated_at), protocol
+
+    def _replay(self, record: PlanRecord, protocol: Protocol) -> Plan:
+        """The plan re-made from its request and every recorded event."""
         events = [
             RecordedEvent(
                 event=event_from_payload(e.kind, e.payload, e.today),
@@ -335,7 +414,6 @@ class Planner:
             )
             for e in self.store.list_events(record.organisation, record.id)
         ]
-        protocol = protocol_from_document(record.protocol_snapshot, record.protocol_id)
         plan, _ = replay(
             request_from_document(record.request),
             protocol,
@@ -343,8 +421,8 @@ class Planner:
             plan_id=record.id,
             created_at=record.created_at,
         )
-        # Feed changes are revisions without events: the record's number is the truth.
-        return replace(plan, revision=record.revision, updated_at=record.updated_at), protocol
+        # Feed changes are revisions without events: the caller sets the record's number.
+        return plan
 
     # ---------------------------------------------------------------- events
 
@@ -380,7 +458,7 @@ class Planner:
         """
         expected = payload.get("revision")
         for _ in range(WRITE_ATTEMPTS):
-            record = self.get_plan(organisation, plan_id)
+            record = self._writable(organisation, plan_id)
             if if_match is not None and not etag_matches(if_match, served_etag(record)):
                 raise PreconditionFailed(
                     "The plan has changed since you read it: fetch it again and retry.",
@@ -390,7 +468,7 @@ class Planner:
                     f"The plan is at revision {record.revision}, not {expected}.",
                     {"revision": [f"The current revision is {record.revision}."]},
                 )
-            plan, protocol = self._replay(record)
+            plan, protocol = self._current(record, state_loaded=True)
             now = self.clock()
             today = now.astimezone(ZoneInfo(plan.request.preferences.timezone)).date()
             if kind == "gate" and not payload.get("date"):
@@ -407,11 +485,11 @@ class Planner:
                 recorded_at=now,
                 key_id=key_id,
                 payload=_json_ready(payload),
-                decision=DecisionSchema().dump(decision),
+                decision=_DECISION_SCHEMA.dump(decision),
                 revision=record.revision + 1,
             )
             try:
-                new_record = self._commit(
+                new_record, stored = self._commit(
                     record,
                     revised,
                     kind=kind,
@@ -426,11 +504,7 @@ class Planner:
                         "The plan changed while this was being recorded: retry."
                     ) from None
                 continue
-            stored = next(
-                e
-                for e in self.store.list_events(organisation, plan_id)
-                if e.revision == new_record.revision
-            )
+            assert stored is not None  # update_plan returns the event it stored
             return Recorded(decision, stored, new_record)
         raise RevisionConflict("The plan is being changed by others: retry.")
 
@@ -488,19 +562,19 @@ class Planner:
     def confirm(self, organisation: str, plan_id: str, key_id: int | None = None) -> PlanRecord:
         """A clinician confirms the plan: a revision, so it is in the history."""
         for _ in range(WRITE_ATTEMPTS):
-            record = self.get_plan(organisation, plan_id)
+            record = self._writable(organisation, plan_id)
             if record.confirmed_at is not None:
                 return record
             try:
                 return self._commit(
                     record,
-                    self.load(record),
+                    self._current(record, state_loaded=True)[0],
                     kind="confirm",
                     reason="Confirmed by a clinician.",
                     key_id=key_id,
                     feed_expires_at=record.feed_expires_at,
                     confirmed_at=self.clock(),
-                )
+                )[0]
             except StaleRevision:
                 continue
         raise RevisionConflict("The plan is being changed by others: retry.")
@@ -517,12 +591,12 @@ class Planner:
     ) -> PlanRecord:
         """Feed changes are revisions too, so they serialise with check-ins and gates."""
         for _ in range(WRITE_ATTEMPTS):
-            record = self.get_plan(organisation, plan_id)
+            record = self._writable(organisation, plan_id)
             feed_token, busy_token = tokens(record)
             try:
                 return self._commit(
                     record,
-                    self.load(record),
+                    self._current(record, state_loaded=True)[0],
                     kind="feed",
                     reason=reason,
                     key_id=key_id,
@@ -530,7 +604,7 @@ class Planner:
                     feed_token=feed_token,
                     busy_token=busy_token,
                     feed_expires_at=record.feed_expires_at,
-                )
+                )[0]
             except StaleRevision:
                 continue
         raise RevisionConflict("The plan is being changed by others: retry.")
@@ -549,9 +623,10 @@ class Planner:
         busy_token: str | None | object = ...,
         feed_expires_at: datetime | None = None,
         confirmed_at: datetime | None = None,
-    ) -> PlanRecord:
-        """Render the next revision once and store it, if the plan is still at
-        ``record.revision`` (else :class:`StaleRevision`)."""
+    ) -> tuple[PlanRecord, EventRecord | None]:
+        """Render the next revision once and store it with its state, if the plan is
+        still at ``record.revision`` (else :class:`StaleRevision`); the new record and the
+        event as stored."""
         now = self.clock()
         plan = replace(plan, revision=record.revision + 1, updated_at=now)
         new_record = render_record(
@@ -564,8 +639,10 @@ class Planner:
             last_modified=max(record.last_modified or now, now),
             feed_expires_at=feed_expires_at,
             confirmed_at=confirmed_at or record.confirmed_at,
+            request=record.request,  # the request never changes: no need to dump it again
+            state=encode_state(plan),
         )
-        self.store.update_plan(
+        stored = self.store.update_plan(
             new_record,
             expected_revision=record.revision,
             revision=RevisionRecord(
@@ -582,19 +659,36 @@ class Planner:
                 new_record, previous=record, kind=kind, reason=reason, event=event, now=now
             ),
         )
-        return new_record
+        self.recent.put(plan)  # committed: from now on this is revision n + 1
+        return new_record, stored
 
-    def feed_head(self, token: str) -> FeedHead:
+    def feed_head(self, token: str, *, body: bool = False) -> FeedHead:
         """Who and what a feed token names, and the feed's validators — without loading
         the plan. An expired grace period is handled by :meth:`feed` first."""
-        head = self.store.get_feed_head(token_hash(token))
-        if head is None or head.token is None:
+        head = self.current_feed_head(token, body=body)
+        if head is not None:
+            return head
+        if self._feed_token_head(token, body=False) is None:
             raise FeedNotFound("No such feed.")
-        if not secrets.compare_digest(head.token.encode(), token.encode()):
-            raise FeedNotFound("No such feed.")
+        self.feed(token)  # the grace period is over: re-renders once without cancelled events
+        return self.feed_head(token, body=body)
+
+    def current_feed_head(self, token: str, *, body: bool = False) -> FeedHead | None:
+        """The feed's head (and stored calendar, with ``body``) when it can be served as
+        stored; ``None`` for an unknown token or a feed due for its re-render."""
+        head = self._feed_token_head(token, body=body)
+        if head is None:
+            return None
         if head.feed_expires_at is not None and self.clock() >= head.feed_expires_at:
-            self.feed(token)  # re-renders once without the cancelled events
-            return self.feed_head(token)
+            return None
+        return head
+
+    def _feed_token_head(self, token: str, *, body: bool) -> FeedHead | None:
+        head = self.store.get_feed_head(token_hash(token), body=body)
+        if head is None or head.token is None:
+            return None
+        if not secrets.compare_digest(head.token.encode(), token.encode()):
+            return None
         return head
 
     def feed(self, token: str) -> tuple[PlanRecord, str]:
@@ -664,8 +758,14 @@ def render_record(
     feed_expires_at: datetime | None = None,
     show_cancelled: bool = True,
     confirmed_at: datetime | None = None,
+    request: Mapping[str, Any] | None = None,
+    state: bytes | None = None,
 ) -> PlanRecord:
-    """Render the revision once — JSON and iCalendar bytes — so reads serve bytes."""
+    """Render the revision once — JSON and iCalendar bytes — so reads serve bytes.
+
+    ``request``: the plan's request document when the caller has it already (it never
+    changes between revisions); ``state``: :func:`encode_state` of ``plan``, to store with it.
+    """
     options = feed_options(settings, show_cancelled=show_cancelled)
     ics = to_ical.render(plan, options)
     busy_ics = to_ical.render(plan, replace(options, busy=True)) if busy_token else None
@@ -679,7 +779,7 @@ def render_record(
         athlete_reference=plan.request.athlete.reference,
         protocol_id=plan.protocol.id,
         protocol_version=plan.protocol.version,
-        request=request_document(plan),
+        request=request_document(plan) if request is None else dict(request),
         document=to_json.render_bytes(plan),
         ics=ics,
         etag=strong_etag(ics),
@@ -694,7 +794,18 @@ def render_record(
         settings=dict(settings),
         protocol_snapshot=dict(snapshot),
         confirmed_at=confirmed_at,
+        state=state,
     )
+
+
+def encode_state(plan: Plan) -> bytes | None:
+    """The plan's state blob, or ``None`` (the next write replays) if it cannot be encoded:
+    the state is only a cache, so it never fails a write."""
+    try:
+        return plan_state.encode(plan)
+    except Exception:
+        log.warning("plan %s: state not encodable, stored without it", plan.id, exc_info=True)
+        return None
 
 
 def encode_cursor(record: PlanRecord) -> str:
@@ -714,7 +825,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         ) from exc
 
 
-def plan_links(record: PlanRecord) -> dict[str, Any]:
+def plan_links(record: PlanRecord | PlanDocument) -> dict[str, Any]:
     """Where the plan lives; feed URLs only while their tokens exist."""
     return {
         "self": f"/v1/plans/{record.id}",
@@ -727,15 +838,16 @@ def plan_links(record: PlanRecord) -> dict[str, Any]:
 
 _FEED_SETTINGS = FeedSettingsSchema()
 _DEFAULT_FEED_SETTINGS = _FEED_SETTINGS.load({})
+_DECISION_SCHEMA = DecisionSchema()
 
 
-def served_document(record: PlanRecord) -> bytes:
+def served_document(record: PlanRecord | PlanDocument) -> bytes:
     """The plan JSON as served: stored bytes plus current feed settings and links."""
     settings = _FEED_SETTINGS.dump(record.settings or _DEFAULT_FEED_SETTINGS)
     return to_json.finish(record.document, settings, plan_links(record))
 
 
-def served_etag(record: PlanRecord) -> str:
+def served_etag(record: PlanRecord | PlanDocument) -> str:
     return strong_etag(served_document(record))
 
 
@@ -753,6 +865,7 @@ __all__ = [
     "Recorded",
     "RevisionConflict",
     "build_plan",
+    "encode_state",
     "plan_request",
     "render_record",
     "served_document",

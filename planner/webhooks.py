@@ -39,6 +39,8 @@ from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+import orjson
+
 from planner import __version__
 from planner.store import (
     IDEMPOTENCY_TTL,
@@ -280,7 +282,7 @@ def _plan_links(plan_id: str) -> dict[str, str]:
 def _alerts(document: bytes | None) -> list[dict[str, Any]]:
     if not document:
         return []
-    alerts = json.loads(document).get("alerts") or []
+    alerts = orjson.loads(document).get("alerts") or []  # every write parses two plans
     return [a for a in alerts if isinstance(a, dict)]
 
 

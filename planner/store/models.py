@@ -138,6 +138,11 @@ class PlanRow(Base):
     settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     protocol_snapshot: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The current revision's domain plan (``planner.plan_state``), a cache of the event log
+    # that writes resume from. Deferred: only the write path reads it
+    # (``Store.get_plan_with_state``); raiseload makes any other access an error, not a
+    # hidden extra query per row.
+    state: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True, deferred_raiseload=True)
 
 
 class PlanRevisionRow(Base):

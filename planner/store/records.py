@@ -72,6 +72,10 @@ class PlanRecord:
     * ``feed_expires_at`` is when cancelled events should drop out of the feed.
     * ``settings`` are the feed options, ``protocol_snapshot`` the exact protocol document
       the plan was made from (replays must not depend on a later catalog edit).
+    * ``state`` is the current revision's domain plan encoded by ``planner.plan_state``, a
+      cache of the event log that the next write resumes from. Only
+      :meth:`Store.get_plan_with_state` loads it (``None`` everywhere else, and ``None``
+      written means "replay next time"); it takes no part in equality.
     """
 
     id: str
@@ -99,6 +103,7 @@ class PlanRecord:
     settings: dict[str, Any] = field(default_factory=dict)
     protocol_snapshot: dict[str, Any] = field(default_factory=dict)
     confirmed_at: datetime | None = None
+    state: bytes | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,6 +307,18 @@ class Claim:
 
 
 @dataclass(frozen=True, slots=True)
+class PlanDocument:
+    """What serving a plan's JSON needs — the stored document, feed settings and the
+    feed tokens its links name — without the request, snapshot and calendars."""
+
+    id: str
+    document: bytes
+    settings: dict[str, Any] | None
+    feed_token: str | None = field(repr=False)
+    busy_token: str | None = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class FeedHead:
     """What a feed request needs before it knows whether to send the body: who, which
     feed, the stored token and the validators — a few columns, not the whole plan."""
@@ -314,3 +331,4 @@ class FeedHead:
     etag: str | None
     last_modified: datetime
     feed_expires_at: datetime | None
+    body: bytes | None = field(default=None, repr=False)  # only when asked for

@@ -24,7 +24,18 @@ from types import TracebackType
 from typing import Any, Self, cast
 
 from alembic import command
-from sqlalchemy import Connection, CursorResult, Engine, and_, delete, func, or_, select, update
+from sqlalchemy import (
+    Connection,
+    CursorResult,
+    Engine,
+    and_,
+    bindparam,
+    delete,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -46,6 +57,7 @@ from planner.store.models import (
     WebhookOutboxRow,
     WebhookRow,
 )
+from planner.store.prepared import PreparedRead
 from planner.store.records import (
     SCOPES,
     ApiKey,
@@ -57,6 +69,7 @@ from planner.store.records import (
     EventRecord,
     FeedHead,
     OutboxEvent,
+    PlanDocument,
     PlanRecord,
     RevisionRecord,
     StoredResponse,
@@ -210,16 +223,19 @@ class Store:
         *,
         echo: bool = False,
         clock: Callable[[], datetime] | None = None,
+        pool_size: int | None = None,
     ) -> None:
         """Create the engine for ``url`` (no connection is opened yet).
 
         ``clock`` returns the current aware time; tests pass a fake one. The schema is not
         touched here: call :meth:`upgrade` once at start-up (before forking workers).
         """
-        self._engine = make_engine(url, echo=echo)
+        self._engine = make_engine(url, echo=echo, pool_size=pool_size)
         # expire_on_commit=False: rows are converted after the commit without a reload.
         self._sessions = sessionmaker(self._engine, expire_on_commit=False)
         self._clock = clock or _utcnow
+        self._reads = _HotReads(self._engine)
+        self._state_reads = _StateReads(self._engine)
 
     def __repr__(self) -> str:
         return f"Store({self._engine.url.render_as_string(hide_password=True)!r})"
@@ -347,20 +363,28 @@ class Store:
         return key, secret
 
     def authenticate(self, secret: str) -> ApiKey | None:
-        """Return the active key whose secret this is, or ``None`` (unknown or revoked)."""
+        """Return the active key whose secret this is, or ``None`` (unknown or revoked).
+
+        Every API request starts here, so the lookup is a prepared read; the write that
+        records ``last_used_at`` happens at most once per :data:`LAST_USED_RESOLUTION`.
+        """
         if not secret.startswith(KEY_SCHEME) or len(secret) > _MAX_SECRET_LENGTH:
             return None
         digest = hash_secret(secret)
+        values = self._reads.api_key.one(key_hash=digest)
+        if values is None or values["revoked_at"] is not None:
+            return None
+        key = ApiKey(**{**values, "scopes": tuple(values["scopes"])})
         now = self._now()
-        with self._sessions.begin() as session:
-            row = session.scalars(
-                select(ApiKeyRow).where(ApiKeyRow.key_hash == digest)
-            ).one_or_none()
-            if row is None or row.revoked_at is not None:
-                return None
-            if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
-                row.last_used_at = now
-            return _api_key(row)
+        if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
+            with self._sessions.begin() as session:
+                session.execute(
+                    update(ApiKeyRow)
+                    .where(ApiKeyRow.id == key.id, ApiKeyRow.revoked_at.is_(None))
+                    .values(last_used_at=now)
+                )
+            key = replace(key, last_used_at=now)
+        return key
 
     def list_keys(self) -> list[ApiKey]:
         """Return every key, revoked ones included, oldest first."""
@@ -444,7 +468,7 @@ class Store:
         revision: RevisionRecord | None = None,
         event: EventRecord | None = None,
         outbox: Sequence[OutboxEvent] = (),
-    ) -> None:
+    ) -> EventRecord | None:
         """Replace the plan's current state, if it is still at ``expected_revision``.
 
         Optimistic concurrency: one conditional ``UPDATE ... WHERE revision =
@@ -459,7 +483,8 @@ class Store:
         ``plan``. An event with ``seq=0`` gets the plan's next number; safe without further
         locking, because the successful UPDATE already holds this plan's row (and on SQLite
         the database) until the commit. A duplicate revision or event number raises
-        SQLAlchemy's ``IntegrityError``.
+        SQLAlchemy's ``IntegrityError``. Returns the event as stored (with its number), so
+        the caller need not read the log back.
         """
         if revision is not None:
             _check_plan_id(revision.plan_id, plan.id, "revision")
@@ -493,7 +518,9 @@ class Store:
                     )
                     seq = (last or 0) + 1
                 session.add(_event_row(event, seq))
+                event = replace(event, seq=seq)
             _add_outbox_rows(session, outbox)
+        return event
 
     def set_plan_fields(
         self,
@@ -542,11 +569,24 @@ class Store:
         Both cases look the same to the caller on purpose: another organisation's plan must
         be indistinguishable from a missing one (design §4: 404).
         """
-        with self._sessions.begin() as session:
-            row = session.scalars(
-                select(PlanRow).where(PlanRow.id == plan_id, PlanRow.organisation == organisation)
-            ).one_or_none()
-            return None if row is None else _plan_record(row)
+        values = self._reads.plan.one(plan_id=plan_id, organisation=organisation)
+        return None if values is None else PlanRecord(**values)
+
+    def get_plan_with_state(self, organisation: str, plan_id: str) -> PlanRecord | None:
+        """:meth:`get_plan` plus ``state``, in one read: what a write starts from."""
+        values = self._state_reads.plan.one(plan_id=plan_id, organisation=organisation)
+        return None if values is None else PlanRecord(**values)
+
+    def get_plan_state(self, organisation: str, plan_id: str) -> bytes | None:
+        """Only the plan's ``state`` (``None``: none stored, or no such plan)."""
+        values = self._state_reads.state.one(plan_id=plan_id, organisation=organisation)
+        return None if values is None else values["state"]
+
+    def get_plan_document(self, organisation: str, plan_id: str) -> PlanDocument | None:
+        """The columns serving the plan's JSON needs (see :class:`PlanDocument`), under the
+        same organisation rule as :meth:`get_plan`."""
+        values = self._reads.plan_document.one(plan_id=plan_id, organisation=organisation)
+        return None if values is None else PlanDocument(**values)
 
     def get_plan_by_feed_token_hash(self, token_hash: str) -> tuple[PlanRecord, str] | None:
         """Return the plan whose full or busy feed has this token hash, and which feed it is.
@@ -569,51 +609,36 @@ class Store:
                 return None
             return _plan_record(row), "full" if row.feed_token_hash == token_hash else "busy"
 
-    def get_feed_head(self, token_hash: str) -> FeedHead | None:
+    def get_feed_head(self, token_hash: str, *, body: bool = False) -> FeedHead | None:
         """The few columns a feed request needs first (see :class:`FeedHead`): a poll
-        answered with 304 never loads the plan's documents."""
+        answered with 304 never loads the plan's documents. ``body=True`` also reads the
+        feed's calendar in the same query (a request without validators needs it anyway).
+        """
         if not token_hash or len(token_hash) > _TOKEN_HASH_LENGTH:
             return None
-        columns = (
-            PlanRow.id,
-            PlanRow.organisation,
-            PlanRow.revision,
-            PlanRow.feed_token_hash,
-            PlanRow.feed_token,
-            PlanRow.busy_token,
-            PlanRow.etag,
-            PlanRow.busy_etag,
-            PlanRow.last_modified,
-            PlanRow.updated_at,
-            PlanRow.feed_expires_at,
-        )
-        with self._sessions.begin() as session:
-            row = session.execute(
-                select(*columns).where(
-                    or_(
-                        PlanRow.feed_token_hash == token_hash, PlanRow.busy_token_hash == token_hash
-                    )
-                )
-            ).first()
+        query = self._reads.feed_with_body if body else self._reads.feed_head
+        row = query.one(token_hash=token_hash)
         if row is None:
             return None
-        full = row.feed_token_hash == token_hash
+        full = row["feed_token_hash"] == token_hash
         return FeedHead(
-            plan_id=row.id,
-            organisation=row.organisation,
-            revision=row.revision,
+            plan_id=row["id"],
+            organisation=row["organisation"],
+            revision=row["revision"],
             kind="full" if full else "busy",
-            token=row.feed_token if full else row.busy_token,
-            etag=row.etag if full else row.busy_etag,
-            last_modified=row.last_modified or row.updated_at,
-            feed_expires_at=row.feed_expires_at,
+            token=row["feed_token"] if full else row["busy_token"],
+            etag=row["etag"] if full else row["busy_etag"],
+            last_modified=row["last_modified"] or row["updated_at"],
+            feed_expires_at=row["feed_expires_at"],
+            body=(row["ics"] if full else row["busy_ics"]) if body else None,
         )
 
     def get_feed_body(self, plan_id: str, kind: str) -> bytes | None:
         """The stored calendar of one feed (``full`` or ``busy``)."""
-        column = PlanRow.ics if kind == "full" else PlanRow.busy_ics
-        with self._sessions.begin() as session:
-            return session.scalar(select(column).where(PlanRow.id == plan_id))
+        row = self._reads.feed_body.one(plan_id=plan_id)
+        if row is None:
+            return None
+        return row["ics"] if kind == "full" else row["busy_ics"]
 
     def list_plans(
         self,
@@ -842,10 +867,13 @@ class Store:
     def claim_due_delivery(self, now: datetime, *, lease: timedelta) -> ClaimedDelivery | None:
         """Take the outbox row that has been due longest, for ``lease``; ``None``: none due.
 
-        One statement both picks and claims it: ``UPDATE ... WHERE id IN (SELECT ... FOR
+        One statement both picks and claims it: ``UPDATE ... WHERE id = (SELECT ... FOR
         UPDATE SKIP LOCKED LIMIT 1) RETURNING id``. On PostgreSQL concurrent workers skip
         each other's locked rows; SQLite drops the ``FOR UPDATE`` and runs the statement
-        under its single write lock, so the pick cannot race. Claiming moves
+        under its single write lock, so the pick cannot race. It must be ``=`` on a scalar
+        subquery, run once: PostgreSQL plans ``id IN (subquery)`` as a semi-join that
+        re-runs the subquery for every due row, and each run locks and returns the next
+        one, so a single claim would take every due row. Claiming moves
         ``next_attempt_at`` to ``now + lease`` (no other worker sees the row as due until
         the lease runs out, e.g. because this worker died) and counts an attempt.
         """
@@ -870,7 +898,7 @@ class Store:
                 return None
             claimed = session.execute(
                 update(WebhookOutboxRow)
-                .where(WebhookOutboxRow.id.in_(candidate), *due)
+                .where(WebhookOutboxRow.id == candidate.scalar_subquery(), *due)
                 .values(next_attempt_at=lease_until, attempts=WebhookOutboxRow.attempts + 1)
                 .returning(WebhookOutboxRow.id)
                 .execution_options(synchronize_session=False)
@@ -1426,8 +1454,64 @@ def _delivery_record(row: WebhookOutboxRow) -> DeliveryRecord:
 
 #: Plan columns set once, at insert: everything else is rewritten by ``update_plan``.
 _IMMUTABLE_PLAN_FIELDS = frozenset({"id", "organisation", "created_at"})
-#: ``PlanRecord`` fields mirror ``plans`` columns one to one, by name.
-_PLAN_FIELDS = tuple(f.name for f in fields(PlanRecord))
+#: ``PlanRecord`` fields mirror ``plans`` columns one to one, by name. ``state`` is left out
+#: of what reads select (it is deferred, see ``PlanRow.state``): only
+#: :meth:`Store.get_plan_with_state` and :meth:`Store.get_plan_state` read it, and every
+#: write (:func:`_mutable_values`) writes it.
+_PLAN_FIELDS = tuple(f.name for f in fields(PlanRecord) if f.name != "state")
+
+
+class _HotReads:
+    """The reads every API or feed request makes, prepared once per engine."""
+
+    _FEED_HEAD_COLUMNS = (
+        PlanRow.id,
+        PlanRow.organisation,
+        PlanRow.revision,
+        PlanRow.feed_token_hash,
+        PlanRow.feed_token,
+        PlanRow.busy_token,
+        PlanRow.etag,
+        PlanRow.busy_etag,
+        PlanRow.last_modified,
+        PlanRow.updated_at,
+        PlanRow.feed_expires_at,
+    )
+
+    def __init__(self, engine: Engine) -> None:
+        by_token = or_(
+            PlanRow.feed_token_hash == bindparam("token_hash"),
+            PlanRow.busy_token_hash == bindparam("token_hash"),
+        )
+        self.feed_head = PreparedRead(engine, select(*self._FEED_HEAD_COLUMNS).where(by_token))
+        self.feed_with_body = PreparedRead(
+            engine,
+            select(*self._FEED_HEAD_COLUMNS, PlanRow.ics, PlanRow.busy_ics).where(by_token),
+        )
+        self.feed_body = PreparedRead(
+            engine,
+            select(PlanRow.ics, PlanRow.busy_ics).where(PlanRow.id == bindparam("plan_id")),
+        )
+        self.plan = PreparedRead(
+            engine,
+            select(*(getattr(PlanRow, name) for name in _PLAN_FIELDS)).where(
+                PlanRow.id == bindparam("plan_id"),
+                PlanRow.organisation == bindparam("organisation"),
+            ),
+        )
+        self.plan_document = PreparedRead(
+            engine,
+            select(*(getattr(PlanRow, f.name) for f in fields(PlanDocument))).where(
+                PlanRow.id == bindparam("plan_id"),
+                PlanRow.organisation == bindparam("organisation"),
+            ),
+        )
+        self.api_key = PreparedRead(
+            engine,
+            select(*(getattr(ApiKeyRow, f.name) for f in fields(ApiKey))).where(
+                ApiKeyRow.key_hash == bindparam("key_hash")
+            ),
+        )
 
 
 def _mutable_values(plan: PlanRecord) -> dict[str, Any]:
@@ -1437,6 +1521,7 @@ def _mutable_values(plan: PlanRecord) -> dict[str, Any]:
     }
     if values["last_modified"] is None:
         values["last_modified"] = plan.updated_at
+    values["state"] = plan.state  # None: the next write replays the plan's events
     return values
 
 
@@ -1451,6 +1536,19 @@ def _plan_row(plan: PlanRecord) -> PlanRow:
 
 def _plan_record(row: PlanRow) -> PlanRecord:
     return PlanRecord(**{name: getattr(row, name) for name in _PLAN_FIELDS})
+
+
+class _StateReads:
+    """The write path's reads of ``plans.state`` (see :meth:`Store.get_plan_with_state`)."""
+
+    def __init__(self, engine: Engine) -> None:
+        mine = (
+            PlanRow.id == bindparam("plan_id"),
+            PlanRow.organisation == bindparam("organisation"),
+        )
+        columns = [getattr(PlanRow, name) for name in _PLAN_FIELDS]
+        self.plan = PreparedRead(engine, select(*columns, PlanRow.state).where(*mine))
+        self.state = PreparedRead(engine, select(PlanRow.state).where(*mine))
 
 
 def _revision_row(revision: RevisionRecord) -> PlanRevisionRow:

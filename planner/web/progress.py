@@ -72,7 +72,7 @@ def _event(record: EventRecord) -> dict[str, Any]:
 
 @blp.route("/<plan_id>/check-ins")
 class CheckIns(MethodView):
-    @blp.arguments(CheckInCreateSchema)
+    @blp.arguments(CheckInCreateSchema())
     @blp.response(201, RecordedSchema)
     @blp.doc(parameters=[IF_MATCH, IDEMPOTENCY_KEY])
     @idempotent(blp)
@@ -105,7 +105,7 @@ class CheckIns(MethodView):
 
 @blp.route("/<plan_id>/phases/<phase_key>/gate")
 class PhaseGate(MethodView):
-    @blp.arguments(GateCreateSchema)
+    @blp.arguments(GateCreateSchema())
     @blp.response(201, RecordedSchema)
     @blp.doc(parameters=[IF_MATCH, IDEMPOTENCY_KEY])
     @idempotent(blp)
@@ -130,7 +130,7 @@ class PhaseGate(MethodView):
 
 @blp.route("/<plan_id>/cancel")
 class CancelPlan(MethodView):
-    @blp.arguments(CancelSchema)
+    @blp.arguments(CancelSchema())
     @blp.response(201, RecordedSchema)
     @blp.doc(parameters=[IF_MATCH, IDEMPOTENCY_KEY])
     @idempotent(blp)

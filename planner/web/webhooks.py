@@ -234,7 +234,7 @@ class Webhooks(MethodView):
         records = _store().list_webhooks(current_organisation())
         return jsonify({"items": [_view(r) for r in records]})
 
-    @blp.arguments(WebhookCreateSchema)
+    @blp.arguments(WebhookCreateSchema())
     @blp.response(
         201,
         WebhookWithSecretSchema,
@@ -302,7 +302,7 @@ class WebhookSecret(MethodView):
 
 @blp.route("/<webhook_id>/deliveries")
 class Deliveries(MethodView):
-    @blp.arguments(DeliveryArgsSchema, location="query")
+    @blp.arguments(DeliveryArgsSchema(), location="query")
     @blp.response(200, DeliveryPageSchema)
     @errors(blp, 401, 404, 422)
     def get(self, args: dict[str, Any], webhook_id: str) -> Response:
