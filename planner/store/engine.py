@@ -55,8 +55,12 @@ def is_sqlite_memory(url: URL) -> bool:
     return database in ("", ":memory:") or url.query.get("mode") == "memory"
 
 
-def make_engine(url: str | URL, *, echo: bool = False) -> Engine:
+def make_engine(url: str | URL, *, echo: bool = False, pool_size: int | None = None) -> Engine:
     """Create the engine for ``url``, with SQLite tuned for a small web service.
+
+    ``pool_size``: connections the pool keeps open (SQLAlchemy's default, 5, when ``None``);
+    with many instances on one PostgreSQL, a smaller pool keeps the server's connection
+    count in bounds (see the README, Running at scale).
 
     For a SQLite file the parent directory is created if missing, so a fresh deployment needs
     no setup step. An in-memory SQLite URL gets a single shared connection, so every thread
@@ -68,7 +72,13 @@ def make_engine(url: str | URL, *, echo: bool = False) -> Engine:
     if parsed.get_backend_name() != "sqlite":
         try:
             # pre-ping: a server-side restart or idle timeout must not fail the next request.
-            return create_engine(parsed, echo=echo, pool_pre_ping=True, hide_parameters=True)
+            return create_engine(
+                parsed,
+                echo=echo,
+                pool_pre_ping=True,
+                hide_parameters=True,
+                **({} if pool_size is None else {"pool_size": pool_size}),
+            )
         except ModuleNotFoundError as exc:
             raise RuntimeError(
                 f"no database driver for {parsed.drivername!r} ({exc.name} is not installed); "
@@ -88,7 +98,12 @@ def make_engine(url: str | URL, *, echo: bool = False) -> Engine:
         database = parsed.database or ""
         if not parsed.query.get("uri") and not database.startswith("file:"):
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(parsed, echo=echo, hide_parameters=True)
+        engine = create_engine(
+            parsed,
+            echo=echo,
+            hide_parameters=True,
+            **({} if pool_size is None else {"pool_size": pool_size}),
+        )
     event.listen(engine, "connect", partial(_configure_sqlite, wal=not memory))
     return engine
 

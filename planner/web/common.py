@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import Response, current_app, g
 
-from planner.services import Planner, served_document, served_etag
-from planner.store import PlanRecord
+from planner.services import Planner, served_document
+from planner.store import PlanDocument, PlanRecord, strong_etag
 
 ICAL_MIME = "text/calendar"
 JSON_MIME = "application/json"
@@ -27,8 +27,9 @@ def bytes_response(body: bytes, mimetype: str, status: int = 200) -> Response:
     return response
 
 
-def plan_response(record: PlanRecord, status: int = 200) -> Response:
+def plan_response(record: PlanRecord | PlanDocument, status: int = 200) -> Response:
     """The served plan JSON with its strong ETag (usable in ``If-Match``)."""
-    response = bytes_response(served_document(record), JSON_MIME, status)
-    response.set_etag(served_etag(record).strip('"'))
+    body = served_document(record)
+    response = bytes_response(body, JSON_MIME, status)
+    response.set_etag(strong_etag(body).strip('"'))
     return response

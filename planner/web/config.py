@@ -9,6 +9,8 @@ DEFAULTS: dict[str, object] = {
     # Storage: None means PLANNER_DATABASE_URL, else SQLite under DATA_DIR.
     "DATABASE_URL": None,
     "DATA_DIR": "instance",
+    # Connections each process's pool keeps open; None: SQLAlchemy's default (5).
+    "DATABASE_POOL_SIZE": None,
     # Create/upgrade the schema when the app starts (``planner serve`` does it once
     # in the master process instead, before forking workers).
     "UPGRADE_ON_START": True,

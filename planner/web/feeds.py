@@ -7,7 +7,6 @@ kept out of logs (see ``planner.web.server``).
 
 from __future__ import annotations
 
-from datetime import datetime
 from html import escape
 from typing import Any
 from urllib.parse import quote
@@ -15,7 +14,6 @@ from urllib.parse import quote
 from flask import Response, current_app, jsonify, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from werkzeug.http import http_date, parse_date
 
 from planner.schemas.api import FeedLinksSchema, FeedSettingsSchema
 from planner.services import FeedNotFound, plan_links
@@ -23,6 +21,7 @@ from planner.store import PlanRecord
 from planner.web.api import errors, idempotent
 from planner.web.auth import current_organisation, protect
 from planner.web.common import ICAL_MIME, bytes_response, current_key_id, planner
+from planner.web.conditional import not_modified, validators
 
 blp = Blueprint(
     "feeds",
@@ -37,8 +36,6 @@ admin = protect(
         description="Rotate, revoke and configure a plan's calendar feeds.",
     )
 )
-
-FEED_CACHE_CONTROL = "no-cache"  # caches may keep it, but must revalidate by ETag
 
 
 class NotModified(Response):
@@ -76,17 +73,6 @@ def subscribe_links(record: PlanRecord) -> dict[str, Any]:
     }
 
 
-def _not_modified(etag: str, last_modified: datetime) -> bool:
-    """RFC 9110 §13.2.2: If-None-Match, when present, decides alone; otherwise
-    If-Modified-Since, and an unparseable date is ignored."""
-    if_none_match = request.headers.get("If-None-Match")
-    if if_none_match is not None:
-        tags = [t.strip().removeprefix("W/") for t in if_none_match.split(",")]
-        return "*" in tags or etag in tags
-    since = parse_date(request.headers.get("If-Modified-Since"))
-    return since is not None and last_modified.replace(microsecond=0) <= since
-
-
 def _wants_html() -> bool:
     """A browser opening the feed link gets a help page instead of a download."""
     best = request.accept_mimetypes.best_match([ICAL_MIME, "text/html"])
@@ -108,23 +94,28 @@ class Feed(MethodView):
         (Accept: text/html) gets a short help page; `?download=1` adds
         `Content-Disposition: attachment` for a one-off import.
         """
-        head = planner().feed_head(token)  # a few columns: a 304 loads nothing more
         download = request.args.get("download") == "1"
         if _wants_html() and not download:
             return help_page(planner().feed(token)[0])
+        if_none_match = request.headers.get("If-None-Match")
+        if_modified_since = request.headers.get("If-Modified-Since")
+        conditional = if_none_match is not None or if_modified_since is not None
+        # A few columns (and the calendar only when it will surely be sent): a 304 loads
+        # nothing more.
+        head = planner().feed_head(token, body=not conditional)
         assert head.etag is not None
-        headers = {
-            "ETag": head.etag,
-            "Last-Modified": http_date(head.last_modified),
-            "Cache-Control": FEED_CACHE_CONTROL,
-        }
-        if _not_modified(head.etag, head.last_modified):
+        headers = validators(head)
+        if conditional and not_modified(
+            head.etag, head.last_modified, if_none_match, if_modified_since
+        ):
             return NotModified(status=304, headers=headers)
-        body = planner().store.get_feed_body(head.plan_id, head.kind)
+        body = head.body
+        if body is None:
+            body = planner().store.get_feed_body(head.plan_id, head.kind)
         if body is None:  # revoked or deleted between the two reads
             raise FeedNotFound("No such feed.")
         response = bytes_response(body, ICAL_MIME)
-        response.headers.update(headers)
+        response.headers.extend(headers)
         if download:
             response.headers["Content-Disposition"] = 'attachment; filename="return-to-running.ics"'
         return response
@@ -167,7 +158,7 @@ class FeedSettings(MethodView):
         """Show the plan's feed links and settings"""
         return jsonify(subscribe_links(planner().get_plan(current_organisation(), plan_id)))
 
-    @admin.arguments(FeedSettingsSchema)
+    @admin.arguments(FeedSettingsSchema())
     @admin.response(200, FeedLinksSchema)
     @errors(admin, 400, 401, 404, 409, 413, 415, 422)
     def put(self, settings: dict[str, Any], plan_id: str) -> Response:

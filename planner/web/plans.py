@@ -43,7 +43,7 @@ blp = protect(
 
 @blp.route("")
 class Plans(MethodView):
-    @blp.arguments(PageArgsSchema, location="query", unknown=RAISE)
+    @blp.arguments(PageArgsSchema(), location="query", unknown=RAISE)
     @blp.response(200, PlanPageSchema)
     @errors(blp, 401, 422)
     def get(self, args: dict[str, Any]) -> Response:
@@ -73,7 +73,7 @@ class Plans(MethodView):
             }
         )
 
-    @blp.arguments(PlanCreateSchema)
+    @blp.arguments(PlanCreateSchema())
     @blp.response(
         201,
         PlanSchema,
@@ -97,7 +97,7 @@ class Plans(MethodView):
 
 @blp.route("/<plan_id>")
 class Plan(MethodView):
-    @blp.arguments(RevisionArgsSchema, location="query", unknown=RAISE)
+    @blp.arguments(RevisionArgsSchema(), location="query", unknown=RAISE)
     @blp.response(200, PlanSchema)
     @blp.alt_response(
         200,
@@ -124,7 +124,7 @@ class Plan(MethodView):
             response = bytes_response(body, JSON_MIME)
             response.add_etag()
         else:
-            response = plan_response(planner().get_plan(organisation, plan_id))
+            response = plan_response(planner().plan_document(organisation, plan_id))
         return response.make_conditional(request)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 import threading
@@ -50,8 +49,10 @@ def test_in_memory_sqlite_is_one_database_for_all_threads() -> None:
         assert store.authenticate(secrets[0]) is not None
 
 
-@pytest.mark.skipif(importlib.util.find_spec("psycopg") is not None, reason="psycopg is installed")
-def test_missing_postgresql_driver_names_the_extra() -> None:
+def test_missing_postgresql_driver_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The dev extra installs psycopg (for the PostgreSQL tests): hide it, as a plain install
+    # without the pg extra would not have it.
+    monkeypatch.setitem(sys.modules, "psycopg", None)
     with pytest.raises(RuntimeError, match=r"stride-back\[pg\]"):
         Store("postgresql+psycopg://planner@localhost/planner")
 
@@ -66,3 +67,18 @@ def test_store_imports_neither_flask_nor_the_domain() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "[]"
+
+
+def test_pool_size_is_configurable_from_the_environment(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from planner.web import create_app
+
+    with Store(db_url) as store:
+        assert store.engine.pool.size() == 5  # SQLAlchemy's default
+    monkeypatch.setenv("PLANNER_DATABASE_POOL_SIZE", "2")
+    app = create_app({"DATABASE_URL": db_url})
+    try:
+        assert app.extensions["planner"]["store"].engine.pool.size() == 2
+    finally:
+        app.extensions["planner"]["store"].dispose()
