@@ -39,6 +39,11 @@ class PlannerServer(BaseApplication):  # type: ignore[misc]
     def load_config(self) -> None:
         for key, value in self.options.items():
             self.cfg.set(key, value)
+        # gunicorn ≥ 25.1 opens a control socket at one fixed path per user, which every
+        # instance on a host would share; `planner serve` is managed by signals, not
+        # `gunicornc`, so there is none (several instances run side by side).
+        if "control_socket_disable" in self.cfg.settings:
+            self.cfg.set("control_socket_disable", True)
 
     def load(self):  # type: ignore[no-untyped-def]
         # The schema was upgraded once by the master; workers must not race to do it.
