@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 from marshmallow import ValidationError
 
-from planner import plan_state, webhooks
+from planner import __version__, plan_state, webhooks
 from planner.catalog import Catalog
 from planner.domain.errors import InvalidInjury, PlannerError
 from planner.domain.injury import classify
@@ -843,12 +843,25 @@ _DECISION_SCHEMA = DecisionSchema()
 
 def served_document(record: PlanRecord | PlanDocument) -> bytes:
     """The plan JSON as served: stored bytes plus current feed settings and links."""
-    settings = _FEED_SETTINGS.dump(record.settings or _DEFAULT_FEED_SETTINGS)
-    return to_json.finish(record.document, settings, plan_links(record))
+    return served(record)[0]
 
 
 def served_etag(record: PlanRecord | PlanDocument) -> str:
-    return strong_etag(served_document(record))
+    return served(record)[1]
+
+
+def served(record: PlanRecord | PlanDocument) -> tuple[bytes, str]:
+    """The served plan JSON and its strong ETag.
+
+    A revision's stored document never changes (every write that changes it makes a new
+    revision), so the ETag hashes what names it — plan, revision, this service's version
+    (which fixes how a document is served) — plus the part added on serving, instead of
+    the ~70 KB document on every read. Two different bodies never share an ETag.
+    """
+    settings = _FEED_SETTINGS.dump(record.settings or _DEFAULT_FEED_SETTINGS)
+    tail = to_json.served_tail(settings, plan_links(record))
+    named = f"{record.id}/{record.revision}/{__version__}/".encode()
+    return to_json.splice(record.document, tail), strong_etag(named + tail)
 
 
 def etag_matches(header: str, etag: str) -> bool:

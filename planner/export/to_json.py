@@ -87,7 +87,16 @@ def dumps(document: dict[str, Any]) -> bytes:
 
 def finish(stored: bytes, feed: dict[str, Any], links: dict[str, Any]) -> bytes:
     """The served document: the stored bytes with ``feed`` and ``links`` appended."""
-    tail = dumps({"feed": feed, "links": links})
+    return splice(stored, served_tail(feed, links))
+
+
+def served_tail(feed: dict[str, Any], links: dict[str, Any]) -> bytes:
+    """What serving adds to a stored document, as a JSON object of its own."""
+    return dumps({"feed": feed, "links": links})
+
+
+def splice(stored: bytes, tail: bytes) -> bytes:
+    """``stored`` with the members of the object ``tail`` appended."""
     return stored[:-1] + b"," + tail[1:]
 
 

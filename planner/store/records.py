@@ -312,6 +312,7 @@ class PlanDocument:
     feed tokens its links name — without the request, snapshot and calendars."""
 
     id: str
+    revision: int
     document: bytes
     settings: dict[str, Any] | None
     feed_token: str | None = field(repr=False)

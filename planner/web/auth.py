@@ -57,8 +57,10 @@ def required_scope() -> str:
 def require_json_body():  # type: ignore[no-untyped-def]
     """``before_request`` hook: 415 for a body that is not JSON, before anything parses it
     (a POST without a body, such as a token rotation, is fine)."""
+    if request.method not in ("POST", "PUT", "PATCH"):
+        return None
     has_body = bool(request.content_length) or "Transfer-Encoding" in request.headers
-    if request.method in ("POST", "PUT", "PATCH") and has_body and not request.is_json:
+    if has_body and not request.is_json:
         return problem(
             415,
             detail="Send the body as JSON with 'Content-Type: application/json'.",

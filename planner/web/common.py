@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Response, current_app, g
+from flask import Response, current_app, g, request
 
-from planner.services import Planner, served_document
-from planner.store import PlanDocument, PlanRecord, strong_etag
+from planner.services import Planner, served
+from planner.store import PlanDocument, PlanRecord
+from planner.web.conditional import none_match
 
 ICAL_MIME = "text/calendar"
 JSON_MIME = "application/json"
@@ -27,9 +28,20 @@ def bytes_response(body: bytes, mimetype: str, status: int = 200) -> Response:
     return response
 
 
+def conditional(response: Response) -> Response:
+    """A 304 when the request's ``If-None-Match`` names the response's ETag, else the
+    response (what Werkzeug's ``make_conditional`` does for us, without its range and
+    date handling, which no JSON answer here uses)."""
+    if_none_match = request.headers.get("If-None-Match")
+    etag = response.headers.get("ETag")
+    if if_none_match is None or etag is None or not none_match(etag, if_none_match):
+        return response
+    return Response(status=304, headers={"ETag": etag})
+
+
 def plan_response(record: PlanRecord | PlanDocument, status: int = 200) -> Response:
     """The served plan JSON with its strong ETag (usable in ``If-Match``)."""
-    body = served_document(record)
+    body, etag = served(record)
     response = bytes_response(body, JSON_MIME, status)
-    response.set_etag(strong_etag(body).strip('"'))
+    response.set_etag(etag.strip('"'))
     return response

@@ -1,7 +1,8 @@
-"""Conditional GET for calendar feeds (RFC 9110 §13), without a request object.
+"""Conditional GET (RFC 9110 §13), without a request object.
 
 Both ways a feed is served — the WSGI fast path and the Flask view — decide "304 or 200"
-and build the validators here, so they cannot drift apart.
+and build the validators here, so they cannot drift apart; plan GETs use
+:func:`none_match` too.
 """
 
 from __future__ import annotations
@@ -22,10 +23,15 @@ def not_modified(
     """``If-None-Match``, when present, decides alone; otherwise ``If-Modified-Since``,
     and an unparseable date is ignored (RFC 9110 §13.2.2)."""
     if if_none_match is not None:
-        tags = [t.strip().removeprefix("W/") for t in if_none_match.split(",")]
-        return "*" in tags or etag in tags
+        return none_match(etag, if_none_match)
     since = parse_date(if_modified_since)
     return since is not None and last_modified.replace(microsecond=0) <= since
+
+
+def none_match(etag: str, if_none_match: str) -> bool:
+    """Whether ``If-None-Match`` names ``etag`` (weak comparison, as GET asks) or is ``*``."""
+    tags = [t.strip().removeprefix("W/") for t in if_none_match.split(",")]
+    return "*" in tags or etag in tags
 
 
 def validators(head: FeedHead) -> list[tuple[str, str]]:

@@ -25,6 +25,7 @@ from planner.web.common import (
     ICAL_MIME,
     JSON_MIME,
     bytes_response,
+    conditional,
     current_key_id,
     plan_response,
     planner,
@@ -125,7 +126,7 @@ class Plan(MethodView):
             response.add_etag()
         else:
             response = plan_response(planner().plan_document(organisation, plan_id))
-        return response.make_conditional(request)
+        return conditional(response)
 
 
 @blp.route("/<plan_id>.ics")

@@ -14,7 +14,7 @@ from icalendar import Calendar
 
 from planner.store import Store
 from planner.web import create_app
-from tests.api.conftest import EXAMPLE_PLAN
+from tests.api.conftest import EXAMPLE_PLAN, Clock
 from tests.api.contract import Contract
 
 
@@ -414,3 +414,33 @@ def test_healthz_needs_no_key(client: FlaskClient, contract: Contract) -> None:
     assert response.status_code == 200
     assert response.get_json()["status"] == "ok"
     assert response.get_json()["protocols"] >= 2
+
+
+def test_the_plan_etag_changes_exactly_when_the_served_bytes_do(
+    client: FlaskClient, auth: dict[str, str], clock: Clock
+) -> None:
+    """The ETag names (plan, revision, service version) plus what serving adds, not the
+    bytes themselves: check that it still pairs with the body one to one."""
+    plan = client.post("/v1/plans", json=EXAMPLE_PLAN, headers=auth).get_json()
+    path = f"/v1/plans/{plan['id']}"
+    first_session = plan["sessions"][0]["uid"]
+    clock.on(plan["sessions"][0]["date"])
+    writes = [
+        ("PUT", f"{path}/feed", {"detail": "full"}),
+        ("POST", f"{path}/check-ins", {"session_uid": first_session}),
+        ("POST", f"{path}/feed-token", None),
+        ("PUT", f"{path}/feed", {"detail": "full", "busy": True}),
+        ("POST", f"{path}/confirm", None),
+        ("DELETE", f"{path}/feed-token", None),
+    ]
+    seen: dict[bytes, str] = {}
+    for method, url, body in [("GET", path, None), *writes]:
+        if method != "GET":
+            answer = client.open(url, method=method, json=body, headers=auth)
+            assert answer.status_code < 300, answer.get_json()
+        for _ in range(2):
+            response = client.get(path, headers=auth)
+            seen.setdefault(response.get_data(), response.headers["ETag"])
+            assert seen[response.get_data()] == response.headers["ETag"]
+    assert len(seen) == len(writes) + 1  # every write changed the body …
+    assert len(set(seen.values())) == len(seen)  # … and the ETag with it
