@@ -392,6 +392,17 @@ class Store:
             rows = session.scalars(select(ApiKeyRow).order_by(ApiKeyRow.id))
             return [_api_key(row) for row in rows]
 
+    def key_names(self, key_ids: Iterable[int | None]) -> dict[int, str]:
+        """The names of the keys with these ids (revoked ones too), to say who wrote what."""
+        wanted = {key_id for key_id in key_ids if key_id is not None}
+        if not wanted:
+            return {}
+        with self._sessions.begin() as session:
+            rows = session.execute(
+                select(ApiKeyRow.id, ApiKeyRow.name).where(ApiKeyRow.id.in_(wanted))
+            )
+            return {key_id: name for key_id, name in rows}
+
     def revoke_key(self, key_id_or_prefix: str) -> bool:
         """Revoke an active key named by id, display prefix (with or without ``sbk_``) or secret.
 

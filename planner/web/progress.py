@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, jsonify, request, url_for
+from flask import Response, g, jsonify, request, url_for
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -17,8 +17,8 @@ from planner.schemas.api import (
     RecordedSchema,
     RevisionListSchema,
 )
-from planner.services import Recorded, served_document
-from planner.store import EventRecord, strong_etag
+from planner.services import Recorded, served
+from planner.store import ApiKey, EventRecord
 from planner.web.api import errors, idempotent
 from planner.web.auth import current_organisation, protect
 from planner.web.common import current_key_id, planner
@@ -47,17 +47,19 @@ IF_MATCH = {
 
 def _recorded(result: Recorded) -> Response:
     """Decision, event and the revised plan; the plan bytes are spliced in as served."""
-    plan = served_document(result.record)
-    head = to_json.dumps({"decision": result.event.decision or {}, "event": _event(result.event)})
+    plan, etag = served(result.record)  # the ETag a GET of the plan answers now
+    key: ApiKey = g.api_key  # the key that recorded it
+    event = _event(result.event, {key.id: key.name})
+    head = to_json.dumps({"decision": result.event.decision or {}, "event": event})
     response = Response(head[:-1] + b',"plan":' + plan + b"}", 201, mimetype="application/json")
     response.headers["Location"] = url_for("plans.Plan", plan_id=result.record.id)
-    response.set_etag(strong_etag(plan).strip('"'))
+    response.set_etag(etag.strip('"'))
     return response
 
 
-def _event(record: EventRecord) -> dict[str, Any]:
-    """An event as ``EventOutSchema`` documents it (its decision is stored dumped)."""
-    keys = {k.id: k.name for k in planner().store.list_keys()} if record.key_id else {}
+def _event(record: EventRecord, keys: dict[int, str]) -> dict[str, Any]:
+    """An event as ``EventOutSchema`` documents it (its decision is stored dumped);
+    ``keys`` names the keys by id."""
     return {
         "seq": record.seq,
         "kind": record.kind,
@@ -100,7 +102,8 @@ class CheckIns(MethodView):
     def get(self, plan_id: str) -> Response:
         """List the plan's check-ins with their decisions, oldest first"""
         events = planner().events(current_organisation(), plan_id, kind="check_in")
-        return jsonify({"items": [_event(e) for e in events]})
+        keys = planner().store.key_names(e.key_id for e in events)
+        return jsonify({"items": [_event(e, keys) for e in events]})
 
 
 @blp.route("/<plan_id>/phases/<phase_key>/gate")
@@ -158,7 +161,8 @@ class Revisions(MethodView):
     @errors(blp, 401, 404)
     def get(self, plan_id: str) -> Response:
         """List every revision of the plan: when, by which key, and why"""
-        names = {k.id: k.name for k in planner().store.list_keys()}
+        revisions = planner().revisions(current_organisation(), plan_id)
+        names = planner().store.key_names(r.key_id for r in revisions)
         items = [
             {
                 "revision": r.revision,
@@ -168,6 +172,6 @@ class Revisions(MethodView):
                 "key": names.get(r.key_id) if r.key_id else None,
                 "links": {"self": f"/v1/plans/{plan_id}?revision={r.revision}"},
             }
-            for r in planner().revisions(current_organisation(), plan_id)
+            for r in revisions
         ]
         return jsonify({"items": items})

@@ -340,6 +340,22 @@ def test_stale_if_match_is_412_and_stale_revision_is_409(
     assert fresh.status_code == 201
 
 
+def test_a_write_answers_the_etag_a_read_gives_so_it_can_chain_if_match(
+    client: FlaskClient, auth: dict[str, str], clock: Clock, plan: dict[str, Any]
+) -> None:
+    clock.on("2026-11-27")
+    path = f"/v1/plans/{plan['id']}"
+    etag = client.get(path, headers=auth).headers["ETag"]
+    for day in ("2026-11-23", "2026-11-24", "2026-11-25"):
+        answer = client.post(
+            path + "/check-ins", json={"date": day}, headers={**auth, "If-Match": etag}
+        )
+        assert answer.status_code == 201, answer.get_json()
+        etag = answer.headers["ETag"]
+        assert etag == client.get(path, headers=auth).headers["ETag"]
+        assert answer.get_json()["event"]["key"] == "tests"
+
+
 def test_racing_check_ins_lose_no_update(
     app: Flask, auth: dict[str, str], clock: Clock, plan: dict[str, Any]
 ) -> None:
