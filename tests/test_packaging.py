@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import sysconfig
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -16,6 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+
+from tests.serving import free_port, planner_serve
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -103,41 +103,13 @@ def test_a_plain_wheel_install_gives_a_working_planner_from_any_directory(tmp_pa
     assert plan.stdout.startswith("BEGIN:VCALENDAR")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def serving(data_dir: Path, port: int) -> Iterator[str]:
-    env = {**os.environ, "PLANNER_DATA_DIR": str(data_dir)}
-    env.pop("PLANNER_DATABASE_URL", None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "planner", "serve", "--port", str(port), "--workers", "1"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(base + "/healthz", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except (urllib.error.URLError, ConnectionError):
-                if process.poll() is not None or time.monotonic() > deadline:
-                    message = process.stderr.read().decode() if process.stderr else ""
-                    raise AssertionError(message) from None
-                time.sleep(0.2)
+    """``planner serve`` on the embedded SQLite database in ``data_dir``."""
+    with planner_serve(
+        {"PLANNER_DATA_DIR": str(data_dir), "PLANNER_DATABASE_URL": ""}, port=port
+    ) as base:
         yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
-        if process.stderr:
-            process.stderr.close()
 
 
 def call(

@@ -17,14 +17,14 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from tests.pg import PostgresServer
-from tests.test_packaging import free_port
+from tests.serving import planner_serve
 
 pytestmark = pytest.mark.slow
 
@@ -41,39 +41,6 @@ def planner_command(*args: str, database_url: str) -> subprocess.CompletedProces
         timeout=120,
         check=False,
     )
-
-
-@contextmanager
-def serving(database_url: str) -> Iterator[str]:
-    """``planner serve`` with two workers on a free port; yields its base URL."""
-    port = free_port()
-    env = {**os.environ, "PLANNER_DATABASE_URL": database_url}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "planner", "serve", "--port", str(port), "--workers", "2"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(base + "/healthz", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except (urllib.error.URLError, ConnectionError):
-                if process.poll() is not None or time.monotonic() > deadline:
-                    process.kill()
-                    message = process.stderr.read().decode() if process.stderr else ""
-                    raise AssertionError(f"planner serve did not start:\n{message}") from None
-                time.sleep(0.2)
-        yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        if process.stderr:
-            process.stderr.close()
 
 
 class Answer:
@@ -118,8 +85,9 @@ def instances(postgres_server: PostgresServer) -> Iterator[tuple[str, str, str]]
         assert created.returncode == 0, created.stderr
         key = created.stdout.strip().splitlines()[-1]
         with ExitStack() as stack:
-            first = stack.enter_context(serving(url))
-            second = stack.enter_context(serving(url))
+            environment = {"PLANNER_DATABASE_URL": url}
+            first = stack.enter_context(planner_serve(environment, workers=2))
+            second = stack.enter_context(planner_serve(environment, workers=2))
             yield key, first, second
 
 
@@ -134,13 +102,17 @@ def plan_body(diagnosed_days_ago: int) -> dict[str, Any]:
     }
 
 
+def create_plan(base: str, key: str, *, diagnosed_days_ago: int) -> tuple[Answer, Any]:
+    created = call("POST", base + "/v1/plans", key=key, body=plan_body(diagnosed_days_ago))
+    assert created.status == 201, created.body
+    return created, created.json()
+
+
 def test_what_one_instance_writes_the_other_serves_at_once(
     instances: tuple[str, str, str],
 ) -> None:
     key, a, b = instances
-    created = call("POST", a + "/v1/plans", key=key, body=plan_body(38))
-    assert created.status == 201, created.body
-    plan = created.json()
+    created, plan = create_plan(a, key, diagnosed_days_ago=38)
     path = f"/v1/plans/{plan['id']}"
     feed = plan["links"]["feed"]
 
@@ -178,9 +150,7 @@ def test_concurrent_check_ins_across_instances_lose_no_update(
     instances: tuple[str, str, str],
 ) -> None:
     key, a, b = instances
-    created = call("POST", a + "/v1/plans", key=key, body=plan_body(90))
-    assert created.status == 201, created.body
-    plan = created.json()
+    _, plan = create_plan(a, key, diagnosed_days_ago=90)
     path = f"/v1/plans/{plan['id']}"
     # Let the first two phases' sessions and the walking phase be reportable: a
     # clinician records their gates as met on the day each phase ended.

