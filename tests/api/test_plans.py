@@ -444,3 +444,22 @@ def test_the_plan_etag_changes_exactly_when_the_served_bytes_do(
             assert seen[response.get_data()] == response.headers["ETag"]
     assert len(seen) == len(writes) + 1  # every write changed the body …
     assert len(set(seen.values())) == len(seen)  # … and the ETag with it
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {},
+        {"detail": "full"},
+        {"detail": "activity", "reminder_minutes": 30, "busy": True},
+        {"reminder_minutes": None, "busy": False},
+    ],
+)
+def test_the_compiled_feed_settings_dumper_equals_marshmallow(settings: dict[str, Any]) -> None:
+    from planner.schemas.api import FeedSettingsSchema
+    from planner.services import dump_feed_settings
+
+    schema = FeedSettingsSchema()
+    loaded = schema.load(settings)
+    assert dump_feed_settings(loaded) == schema.dump(loaded)
+    assert list(dump_feed_settings(loaded)) == list(schema.dump(loaded))  # key order too
