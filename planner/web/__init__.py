@@ -32,7 +32,7 @@ from planner.web.api import Api
 from planner.web.auth import BEARER_SCHEME
 from planner.web.config import DEFAULTS
 from planner.web.errors import register_error_handlers
-from planner.web.feed_path import FeedFastPath
+from planner.web.fast_path import FastPath
 
 
 class PlannerFlask(Flask):
@@ -88,5 +88,5 @@ def create_app(config: Mapping[str, Any] | None = None, *, store: Store | None =
         health.blp,
     ):
         api.register_blueprint(blueprint)
-    app.wsgi_app = FeedFastPath(app.wsgi_app, app.extensions["planner"]["planner"])  # type: ignore[method-assign]
+    app.wsgi_app = FastPath(app.wsgi_app, app.extensions["planner"]["planner"])  # type: ignore[method-assign]
     return app

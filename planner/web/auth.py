@@ -16,12 +16,8 @@ BEARER_SCHEME = {
 
 def require_api_key():  # type: ignore[no-untyped-def]
     """``before_request`` hook: sets ``g.api_key`` or answers 401."""
-    header = request.headers.get("Authorization", "")
-    scheme, _, secret = header.partition(" ")
-    key = None
-    if scheme.lower() == "bearer" and secret.strip():
-        store: Store = current_app.extensions["planner"]["store"]
-        key = store.authenticate(secret.strip())
+    store: Store = current_app.extensions["planner"]["store"]
+    key = key_from_header(request.headers.get("Authorization"), store)
     if key is None:
         return problem(
             401,
@@ -41,17 +37,31 @@ def require_api_key():  # type: ignore[no-untyped-def]
     return None
 
 
+def key_from_header(header: str | None, store: Store) -> ApiKey | None:
+    """The active key an ``Authorization: Bearer <key>`` header names, else ``None``
+    (also the WSGI fast path's check: one definition of who is let in)."""
+    scheme, _, secret = (header or "").partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        return None
+    return store.authenticate(secret.strip())
+
+
 #: Blueprints whose every route needs one scope; elsewhere reads need plans:read
 #: and writes plans:write.
 BLUEPRINT_SCOPES = {"feed_admin": "feeds:manage", "webhooks": "webhooks:manage"}
 
 
-def required_scope() -> str:
-    """The scope the current request needs (``admin`` keys have them all)."""
-    blueprint = request.blueprint or ""
+def scope_for(blueprint: str, method: str) -> str:
+    """The scope a request to ``blueprint`` with ``method`` needs (``admin`` keys have
+    them all)."""
     if blueprint in BLUEPRINT_SCOPES:
         return BLUEPRINT_SCOPES[blueprint]
-    return "plans:read" if request.method in ("GET", "HEAD") else "plans:write"
+    return "plans:read" if method in ("GET", "HEAD") else "plans:write"
+
+
+def required_scope() -> str:
+    """The scope the current request needs."""
+    return scope_for(request.blueprint or "", request.method)
 
 
 def require_json_body():  # type: ignore[no-untyped-def]

@@ -1,4 +1,4 @@
-"""The feed's WSGI fast path answers exactly like the Flask view it stands in front of."""
+"""The WSGI fast path answers exactly like the Flask views it stands in front of."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from flask.testing import FlaskClient
 from werkzeug.http import http_date
 from werkzeug.test import Client
 
-from planner.web.feed_path import FeedFastPath
+from planner.store import Store
+from planner.web.fast_path import FastPath
 from tests.api.conftest import EXAMPLE_PLAN, Clock
 
 
@@ -31,7 +32,7 @@ class Counting:
 def paths(app: Flask) -> tuple[Client, Client, Counting]:
     """(through the fast path, Flask alone, the counter of requests Flask saw)."""
     fast = app.wsgi_app
-    assert isinstance(fast, FeedFastPath)
+    assert isinstance(fast, FastPath)
     behind = Counting(fast.app)
     fast.app = behind
     return Client(fast), Client(behind.app), behind
@@ -156,3 +157,99 @@ def test_an_expired_grace_period_goes_through_the_app_and_rerenders(
     assert after.status_code == 200 and b"STATUS:CANCELLED" not in after.get_data()
     fast.get(plan["links"]["feed"])
     assert behind.calls == 1  # re-rendered once: later polls are fast again
+
+
+# ----------------------------------------------------------------------------- plan reads
+
+
+@pytest.fixture
+def plan_read(
+    client: FlaskClient, auth: dict[str, str], other_auth: dict[str, str], store: Store
+) -> dict[str, Any]:
+    """A plan, its path and ETag, and keys: its own, another organisation's, one without
+    the plans:read scope and a revoked one."""
+    created = client.post("/v1/plans", json=EXAMPLE_PLAN, headers=auth)
+    assert created.status_code == 201
+    _, feeds_only = store.create_key("feeds", "clinic-a", scopes=["feeds:manage"])
+    revoked_key, revoked = store.create_key("gone", "clinic-a")
+    store.revoke_key(str(revoked_key.id))
+    return {
+        "path": created.headers["Location"],
+        "etag": created.headers["ETag"],
+        "auth": auth["Authorization"],
+        "other": other_auth["Authorization"],
+        "unscoped": f"Bearer {feeds_only}",
+        "revoked": f"Bearer {revoked}",
+    }
+
+
+PLAN_SERVED_FAST = [
+    ("GET", {}),
+    ("HEAD", {}),
+    ("GET", {"Accept": "application/json"}),
+    ("GET", {"Accept": "*/*"}),
+    ("GET", {"If-None-Match": "{etag}"}),
+    ("GET", {"If-None-Match": '"other", W/{etag}'}),
+    ("GET", {"If-None-Match": "*"}),
+    ("GET", {"If-None-Match": '"other"'}),
+    ("HEAD", {"If-None-Match": "{etag}"}),
+]
+
+
+@pytest.mark.parametrize(("method", "headers"), PLAN_SERVED_FAST)
+def test_plan_reads_on_the_fast_path_answer_like_the_view(
+    paths: tuple[Client, Client, Counting],
+    plan_read: dict[str, Any],
+    method: str,
+    headers: dict[str, str],
+) -> None:
+    fast, flask_only, behind = paths
+    headers = {
+        "Authorization": plan_read["auth"],
+        **{name: value.format(**plan_read) for name, value in headers.items()},
+    }
+    behind.calls = 0
+
+    served = answer(fast, method, plan_read["path"], headers)
+
+    assert behind.calls == 0, "the fast path handed this request to Flask"
+    assert served == answer(flask_only, method, plan_read["path"], headers)
+
+
+@pytest.mark.parametrize(
+    ("path", "authorization", "headers", "status"),
+    [
+        ("{path}", None, {}, 401),
+        ("{path}", "Bearer sbk_not-a-key", {}, 401),
+        ("{path}", "Basic dXNlcjpwYXNz", {}, 401),
+        ("{path}", "{revoked}", {}, 401),
+        ("{path}", "{unscoped}", {}, 403),
+        ("{path}", "{other}", {}, 404),  # another organisation's plan looks missing
+        ("/v1/plans/no-such-plan", "{auth}", {}, 404),
+        ("{path}", "{auth}", {"Accept": "application/fhir+json"}, 200),
+        ("{path}?revision=1", "{auth}", {}, 200),
+        ("{path}?unknown=1", "{auth}", {}, 422),
+        ("{path}.ics", "{auth}", {}, 200),
+        ("{path}/revisions", "{auth}", {}, 200),
+        ("/v1/plans/", "{auth}", {}, 404),
+    ],
+)
+def test_plan_reads_the_fast_path_cannot_answer_go_to_the_app(
+    paths: tuple[Client, Client, Counting],
+    plan_read: dict[str, Any],
+    path: str,
+    authorization: str | None,
+    headers: dict[str, str],
+    status: int,
+) -> None:
+    fast, flask_only, behind = paths
+    if authorization is not None:
+        headers = {**headers, "Authorization": authorization.format(**plan_read)}
+    path = path.format(**plan_read)
+    behind.calls = 0
+
+    served = answer(fast, "GET", path, headers)
+
+    assert behind.calls == 1
+    assert served[0] == status
+    assert served == answer(flask_only, "GET", path, headers)
