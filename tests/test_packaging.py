@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 import sysconfig
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from tests.serving import free_port, planner_serve
+from tests.serving import call, free_port, planner_serve
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -112,21 +109,6 @@ def serving(data_dir: Path, port: int) -> Iterator[str]:
         yield base
 
 
-def call(
-    method: str, url: str, key: str, body: dict | None = None
-) -> tuple[int, dict[str, str], bytes]:
-    request = urllib.request.Request(url, method=method, headers={"Authorization": f"Bearer {key}"})
-    data = None
-    if body is not None:
-        data = json.dumps(body).encode()
-        request.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(request, data=data, timeout=10) as response:
-            return response.status, dict(response.headers), response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, dict(error.headers), error.read()
-
-
 @pytest.mark.slow
 def test_planner_serve_keeps_plans_in_sqlite_across_a_restart(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
@@ -147,19 +129,19 @@ def test_planner_serve_keeps_plans_in_sqlite_across_a_restart(tmp_path: Path) ->
 
     port = free_port()
     with serving(data_dir, port) as base:
-        status, headers, plan = call("POST", base + "/v1/plans", key, body)
-        assert status == 201, plan
-        location = headers["Location"]
-        assert call("GET", base + location, key)[0] == 200
-        assert call("GET", base + "/v1/plans", key + "x")[0] == 401
+        created = call("POST", base + "/v1/plans", key=key, body=body)
+        assert created.status == 201, created.body
+        plan, location = created.body, created.headers["Location"]
+        assert call("GET", base + location, key=key).status == 200
+        assert call("GET", base + "/v1/plans", key=key + "x").status == 401
 
     assert (data_dir / "planner.sqlite3").exists()
     with serving(data_dir, free_port()) as base:
-        status, headers, again = call("GET", base + location, key)
-        assert status == 200 and again == plan
-        status, headers, ics = call("GET", base + location + ".ics", key)
-        assert status == 200 and ics.startswith(b"BEGIN:VCALENDAR")
-        assert headers["Content-Type"] == "text/calendar; charset=utf-8"
+        again = call("GET", base + location, key=key)
+        assert again.status == 200 and again.body == plan
+        ics = call("GET", base + location + ".ics", key=key)
+        assert ics.status == 200 and ics.body.startswith(b"BEGIN:VCALENDAR")
+        assert ics.headers["Content-Type"] == "text/calendar; charset=utf-8"
 
 
 def test_access_log_never_shows_a_feed_token() -> None:

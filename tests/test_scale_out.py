@@ -7,14 +7,11 @@ spread over both lose nothing. Skips without PostgreSQL locally; fails under CI.
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
@@ -24,7 +21,7 @@ from typing import Any
 import pytest
 
 from tests.pg import PostgresServer
-from tests.serving import planner_serve
+from tests.serving import Answer, call, planner_serve
 
 pytestmark = pytest.mark.slow
 
@@ -41,36 +38,6 @@ def planner_command(*args: str, database_url: str) -> subprocess.CompletedProces
         timeout=120,
         check=False,
     )
-
-
-class Answer:
-    def __init__(self, status: int, headers: dict[str, str], body: bytes) -> None:
-        self.status, self.headers, self.body = status, headers, body
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-def call(
-    method: str,
-    url: str,
-    *,
-    key: str | None = None,
-    body: dict[str, Any] | None = None,
-    headers: dict[str, str] | None = None,
-) -> Answer:
-    request = urllib.request.Request(url, method=method, headers=dict(headers or {}))
-    if key:
-        request.add_header("Authorization", f"Bearer {key}")
-    data = None
-    if body is not None:
-        data = json.dumps(body).encode()
-        request.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(request, data=data, timeout=60) as response:
-            return Answer(response.status, dict(response.headers), response.read())
-    except urllib.error.HTTPError as error:
-        return Answer(error.code, dict(error.headers), error.read())
 
 
 @pytest.fixture
