@@ -45,6 +45,8 @@ from typing import TYPE_CHECKING, NoReturn
 import pytest
 from sqlalchemy import URL, make_url
 
+from tests.ci import missing
+
 if TYPE_CHECKING:
     import psycopg
 
@@ -121,11 +123,9 @@ def database_kind(request: pytest.FixtureRequest) -> str:
 
 
 def _unavailable(reason: str) -> NoReturn:
-    """Skip on a developer's machine; fail in CI, which installs PostgreSQL."""
-    message = f"PostgreSQL tests need {reason} (run scripts/postgres-deps)"
-    if os.environ.get("CI"):
-        pytest.fail(f"{message}; CI must run the PostgreSQL tests", pytrace=False)
-    pytest.skip(message)
+    missing(
+        f"PostgreSQL tests need {reason}", install="scripts/postgres-deps", tests="PostgreSQL tests"
+    )
 
 
 # -- finding and running the server ------------------------------------------------------------

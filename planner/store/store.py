@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import fields, replace
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Any, Self, cast
+from typing import Any, Self, TypeVar, cast
 
 from alembic import command
 from sqlalchemy import (
@@ -93,6 +93,8 @@ _MAX_SECRET_LENGTH = 256
 _MAX_TEXT_LENGTH = 200
 # Token hashes are SHA-256 hex; anything longer cannot match, so it is not even looked up.
 _TOKEN_HASH_LENGTH = 64
+
+_T = TypeVar("_T")
 # PostgreSQL advisory lock key taken while migrating (any constant unique to this app).
 _MIGRATION_LOCK_ID = 7306418532017131
 
@@ -235,7 +237,6 @@ class Store:
         self._sessions = sessionmaker(self._engine, expire_on_commit=False)
         self._clock = clock or _utcnow
         self._reads = _HotReads(self._engine)
-        self._state_reads = _StateReads(self._engine)
 
     def __repr__(self) -> str:
         return f"Store({self._engine.url.render_as_string(hide_password=True)!r})"
@@ -585,12 +586,12 @@ class Store:
 
     def get_plan_with_state(self, organisation: str, plan_id: str) -> PlanRecord | None:
         """:meth:`get_plan` plus ``state``, in one read: what a write starts from."""
-        values = self._state_reads.plan.one(plan_id=plan_id, organisation=organisation)
+        values = self._reads.plan_with_state.one(plan_id=plan_id, organisation=organisation)
         return None if values is None else PlanRecord(**values)
 
     def get_plan_state(self, organisation: str, plan_id: str) -> bytes | None:
         """Only the plan's ``state`` (``None``: none stored, or no such plan)."""
-        values = self._state_reads.state.one(plan_id=plan_id, organisation=organisation)
+        values = self._reads.state.one(plan_id=plan_id, organisation=organisation)
         return None if values is None else values["state"]
 
     def get_plan_document(self, organisation: str, plan_id: str) -> PlanDocument | None:
@@ -1418,49 +1419,33 @@ def _kept_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> dic
 # -- row <-> record conversion ---------------------------------------------------------------
 
 
+def _by_name(source: Any, target: Callable[..., _T], names: Iterable[str], **given: Any) -> _T:
+    """``target`` built from the same-named attributes of ``source`` (records mirror their
+    rows field by field), ``given`` values taking precedence."""
+    return target(**{name: getattr(source, name) for name in names if name not in given}, **given)
+
+
+def _field_names(record_type: type) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(record_type))
+
+
+_API_KEY_FIELDS = _field_names(ApiKey)
+_WEBHOOK_FIELDS = _field_names(WebhookRecord)
+_DELIVERY_FIELDS = _field_names(DeliveryRecord)
+_REVISION_FIELDS = _field_names(RevisionRecord)
+_EVENT_FIELDS = _field_names(EventRecord)
+
+
 def _api_key(row: ApiKeyRow) -> ApiKey:
-    return ApiKey(
-        id=row.id,
-        name=row.name,
-        organisation=row.organisation,
-        prefix=row.prefix,
-        created_at=row.created_at,
-        last_used_at=row.last_used_at,
-        revoked_at=row.revoked_at,
-        scopes=tuple(row.scopes),
-    )
+    return _by_name(row, ApiKey, _API_KEY_FIELDS, scopes=tuple(row.scopes))
 
 
 def _webhook_record(row: WebhookRow) -> WebhookRecord:
-    return WebhookRecord(
-        id=row.id,
-        organisation=row.organisation,
-        url=row.url,
-        event_types=tuple(row.event_types),
-        secret=row.secret,
-        previous_secret=row.previous_secret,
-        previous_secret_expires_at=row.previous_secret_expires_at,
-        created_at=row.created_at,
-        disabled_at=row.disabled_at,
-    )
+    return _by_name(row, WebhookRecord, _WEBHOOK_FIELDS, event_types=tuple(row.event_types))
 
 
 def _delivery_record(row: WebhookOutboxRow) -> DeliveryRecord:
-    return DeliveryRecord(
-        id=row.id,
-        webhook_id=row.webhook_id,
-        organisation=row.organisation,
-        event_type=row.event_type,
-        payload=row.payload,
-        created_at=row.created_at,
-        attempts=row.attempts,
-        next_attempt_at=row.next_attempt_at,
-        delivered_at=row.delivered_at,
-        last_status=row.last_status,
-        last_error=row.last_error,
-        gave_up_at=row.gave_up_at,
-        replayed_at=row.replayed_at,
-    )
+    return _by_name(row, DeliveryRecord, _DELIVERY_FIELDS)
 
 
 #: Plan columns set once, at insert: everything else is rewritten by ``update_plan``.
@@ -1473,7 +1458,8 @@ _PLAN_FIELDS = tuple(f.name for f in fields(PlanRecord) if f.name != "state")
 
 
 class _HotReads:
-    """The reads every API or feed request makes, prepared once per engine."""
+    """The store's hot reads — those every API or feed request makes, and the write path's
+    read of a plan with its state — prepared once per engine."""
 
     _FEED_HEAD_COLUMNS = (
         PlanRow.id,
@@ -1503,23 +1489,21 @@ class _HotReads:
             engine,
             select(PlanRow.ics, PlanRow.busy_ics).where(PlanRow.id == bindparam("plan_id")),
         )
-        self.plan = PreparedRead(
-            engine,
-            select(*(getattr(PlanRow, name) for name in _PLAN_FIELDS)).where(
-                PlanRow.id == bindparam("plan_id"),
-                PlanRow.organisation == bindparam("organisation"),
-            ),
+        mine = (
+            PlanRow.id == bindparam("plan_id"),
+            PlanRow.organisation == bindparam("organisation"),
         )
+        plan = [getattr(PlanRow, name) for name in _PLAN_FIELDS]
+        self.plan = PreparedRead(engine, select(*plan).where(*mine))
+        # The write path's reads of the (deferred) state: see Store.get_plan_with_state.
+        self.plan_with_state = PreparedRead(engine, select(*plan, PlanRow.state).where(*mine))
+        self.state = PreparedRead(engine, select(PlanRow.state).where(*mine))
         self.plan_document = PreparedRead(
-            engine,
-            select(*(getattr(PlanRow, f.name) for f in fields(PlanDocument))).where(
-                PlanRow.id == bindparam("plan_id"),
-                PlanRow.organisation == bindparam("organisation"),
-            ),
+            engine, select(*(getattr(PlanRow, f.name) for f in fields(PlanDocument))).where(*mine)
         )
         self.api_key = PreparedRead(
             engine,
-            select(*(getattr(ApiKeyRow, f.name) for f in fields(ApiKey))).where(
+            select(*(getattr(ApiKeyRow, name) for name in _API_KEY_FIELDS)).where(
                 ApiKeyRow.key_hash == bindparam("key_hash")
             ),
         )
@@ -1549,66 +1533,17 @@ def _plan_record(row: PlanRow) -> PlanRecord:
     return PlanRecord(**{name: getattr(row, name) for name in _PLAN_FIELDS})
 
 
-class _StateReads:
-    """The write path's reads of ``plans.state`` (see :meth:`Store.get_plan_with_state`)."""
-
-    def __init__(self, engine: Engine) -> None:
-        mine = (
-            PlanRow.id == bindparam("plan_id"),
-            PlanRow.organisation == bindparam("organisation"),
-        )
-        columns = [getattr(PlanRow, name) for name in _PLAN_FIELDS]
-        self.plan = PreparedRead(engine, select(*columns, PlanRow.state).where(*mine))
-        self.state = PreparedRead(engine, select(PlanRow.state).where(*mine))
-
-
 def _revision_row(revision: RevisionRecord) -> PlanRevisionRow:
-    return PlanRevisionRow(
-        plan_id=revision.plan_id,
-        revision=revision.revision,
-        created_at=revision.created_at,
-        key_id=revision.key_id,
-        kind=revision.kind,
-        reason=revision.reason,
-        document=revision.document,
-    )
+    return _by_name(revision, PlanRevisionRow, _REVISION_FIELDS)
 
 
 def _revision_record(row: PlanRevisionRow) -> RevisionRecord:
-    return RevisionRecord(
-        plan_id=row.plan_id,
-        revision=row.revision,
-        created_at=row.created_at,
-        key_id=row.key_id,
-        kind=row.kind,
-        reason=row.reason,
-        document=row.document,
-    )
+    return _by_name(row, RevisionRecord, _REVISION_FIELDS)
 
 
 def _event_row(event: EventRecord, seq: int) -> PlanEventRow:
-    return PlanEventRow(
-        plan_id=event.plan_id,
-        seq=seq,
-        kind=event.kind,
-        today=event.today,
-        recorded_at=event.recorded_at,
-        key_id=event.key_id,
-        payload=event.payload,
-        decision=event.decision,
-        revision=event.revision,
-    )
+    return _by_name(event, PlanEventRow, _EVENT_FIELDS, seq=seq)
 
 
 def _event_record(row: PlanEventRow) -> EventRecord:
-    return EventRecord(
-        plan_id=row.plan_id,
-        seq=row.seq,
-        kind=row.kind,
-        today=row.today,
-        recorded_at=row.recorded_at,
-        key_id=row.key_id,
-        payload=row.payload,
-        decision=row.decision,
-        revision=row.revision,
-    )
+    return _by_name(row, EventRecord, _EVENT_FIELDS)

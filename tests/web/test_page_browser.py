@@ -24,9 +24,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
+
+from tests.ci import missing
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -67,12 +69,8 @@ main(prog_name="planner")
 """
 
 
-def _unavailable(reason: str) -> None:
-    """Skip on a developer's machine; fail in CI, which installs the browser tools."""
-    message = f"{reason} (run scripts/browser-deps)"
-    if os.environ.get("CI"):
-        pytest.fail(f"{message}; CI must run the browser tests", pytrace=False)
-    pytest.skip(message)
+def _unavailable(reason: str) -> NoReturn:
+    missing(reason, install="scripts/browser-deps", tests="browser tests")
 
 
 @pytest.fixture(scope="module")
