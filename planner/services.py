@@ -665,23 +665,19 @@ class Planner:
     def feed_head(self, token: str, *, body: bool = False) -> FeedHead:
         """Who and what a feed token names, and the feed's validators — without loading
         the plan. An expired grace period is handled by :meth:`feed` first."""
-        head = self.current_feed_head(token, body=body)
-        if head is not None:
-            return head
-        if self._feed_token_head(token, body=False) is None:
+        head = self._feed_token_head(token, body=body)
+        if head is None:
             raise FeedNotFound("No such feed.")
-        self.feed(token)  # the grace period is over: re-renders once without cancelled events
-        return self.feed_head(token, body=body)
+        if self._due_for_rerender(head):
+            self.feed(token)  # re-renders once without the cancelled events
+            return self.feed_head(token, body=body)
+        return head
 
     def current_feed_head(self, token: str, *, body: bool = False) -> FeedHead | None:
         """The feed's head (and stored calendar, with ``body``) when it can be served as
         stored; ``None`` for an unknown token or a feed due for its re-render."""
         head = self._feed_token_head(token, body=body)
-        if head is None:
-            return None
-        if head.feed_expires_at is not None and self.clock() >= head.feed_expires_at:
-            return None
-        return head
+        return None if head is None or self._due_for_rerender(head) else head
 
     def _feed_token_head(self, token: str, *, body: bool) -> FeedHead | None:
         head = self.store.get_feed_head(token_hash(token), body=body)
@@ -690,6 +686,10 @@ class Planner:
         if not secrets.compare_digest(head.token.encode(), token.encode()):
             return None
         return head
+
+    def _due_for_rerender(self, head: FeedHead) -> bool:
+        """Cancelled sessions drop out once the grace period is over (see :meth:`feed`)."""
+        return head.feed_expires_at is not None and self.clock() >= head.feed_expires_at
 
     def feed(self, token: str) -> tuple[PlanRecord, str]:
         """The record behind a feed token and which feed it is (``full``/``busy``).
