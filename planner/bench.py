@@ -8,7 +8,8 @@ in the past, so sessions exist to check in), then drives both servers from ``wrk
 in interleaved rounds — floor, endpoint, floor, endpoint … — and reports per
 endpoint the median requests/s and p50/p99 latency, and the median of the ratios to
 the floor run just before it. In-process it times building a plan and writing its
-JSON, and writing a 100-session iCalendar, and in a child process it creates
+JSON, writing a 100-session iCalendar, and the least a plan POST must render (with
+the best ratio to the floor that leaves a write), and in a child process it creates
 10,000 plans through the service layer on SQLite and compares its peak RSS with
 that after 100. Everything stays on 127.0.0.1, every run is bounded, and the
 servers are stopped at the end.
@@ -516,6 +517,7 @@ def in_process(repeat: int) -> dict[str, float]:
     hundred = plan.__class__(**{**_fields(plan), "sessions": plan.sessions[:100]})
     assert len(hundred.sessions) == 100
     return {
+        "write_work": write_work_us(catalog, created, repeat=repeat),
         "build_json": _median_us(lambda: to_json.render_bytes(build()), repeat=repeat),
         "build": _median_us(build, repeat=repeat),
         "json": _median_us(lambda: to_json.render_bytes(plan), repeat=repeat),
@@ -531,6 +533,33 @@ def in_process(repeat: int) -> dict[str, float]:
             lambda: to_ical.render_reference(hundred), repeat=max(repeat // 20, 5)
         ),
     }
+
+
+def write_work_us(catalog: Any, created: datetime, *, repeat: int) -> float:
+    """Median µs of the least a ``POST /v1/plans`` of the HTTP run must do in-process
+    when calendars are rendered once per revision and never on a GET: make the plan the
+    bench POSTs (same payload, 38 days after diagnosis) and write its JSON and its
+    iCalendar. Validation, the state blob, storage and HTTP all come on top."""
+    from planner import services
+    from planner.export import to_ical, to_json
+    from planner.schemas.api import FeedSettingsSchema, PlanCreateSchema
+
+    payload = PlanCreateSchema().load(plan_payload(created.date() - timedelta(days=38)))
+    options = services.feed_options(FeedSettingsSchema().load({}))  # what the POST gets
+
+    def write() -> None:
+        plan = services.build_plan(payload, catalog, plan_id=PLAN_ID, created_at=created)
+        to_json.render_bytes(plan)
+        to_ical.render(plan, options)
+
+    return _median_us(write, repeat=repeat)
+
+
+def write_ceiling(floor_rps: float, workers: int, write_us: float) -> float:
+    """The best ratio to the floor a write could reach if it cost the floor's request
+    plus ``write_us`` of worker time (each of ``workers`` serves ``floor_rps / workers``)."""
+    floor_us = 1e6 * workers / floor_rps
+    return floor_us / (floor_us + write_us)
 
 
 def _fields(obj: Any) -> dict[str, Any]:
@@ -640,10 +669,20 @@ def report(
             f"{'iCalendar, 100 timed sessions':34} {local['ics_100']:8.0f} "
             f"{local['ics_100_reference']:8.0f} {'≤ 8000':>8}  "
             f"{verdict(local['ics_100'] <= ICS_TARGET_US)}",
+            f"{'least work of the POSTed plan':34} {local['write_work']:8.0f}",
+            "  (make it + write its JSON and iCalendar: what rendering once per revision needs)",
             f"(JSON writer: {writer}; "
             "oracle = the reference exporters: marshmallow dump + stdlib json, icalendar)",
             "",
         ]
+        if floors is not None:
+            ceiling = write_ceiling(floors.median("rps"), args.workers, local["write_work"])
+            lines += [
+                f"A write that did only that least work on top of the floor's request would "
+                f"reach {ceiling:.2f} × floor",
+                "(floor cost per request = workers / floor req/s); the write targets ask 0.25.",
+                "",
+            ]
     if rss is not None:
         small, large = rss["points"][0], rss["points"][-1]
         delta = (large["peak_kb"] - small["peak_kb"]) / 1024
