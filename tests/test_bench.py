@@ -75,7 +75,9 @@ def test_write_work_is_measured_on_the_plan_the_http_run_posts() -> None:
     from planner.catalog import load_catalog
 
     created = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
-    assert bench.write_work_us(load_catalog(), created, repeat=1) > 0
+    work = bench.write_work_us(load_catalog(), created, repeat=1)
+    assert set(work) == {"post", "check_in"}
+    assert all(us > 0 for us in work.values())
 
 
 def test_report_judges_each_target_and_states_the_write_ceiling() -> None:
@@ -101,7 +103,8 @@ def test_report_judges_each_target_and_states_the_write_ceiling() -> None:
         "build_json_timed": 2500.0,
         "ics_100": 9000.0,
         "ics_100_reference": 40000.0,
-        "write_work": 1500.0,
+        "write_work_post": 1500.0,
+        "write_work_check_in": 3500.0,
     }
     text = "\n".join(bench.report(args, "wrk", floors, results, local, None))
     lines = {line.split("  ")[0]: line for line in text.splitlines()}
@@ -112,4 +115,4 @@ def test_report_judges_each_target_and_states_the_write_ceiling() -> None:
     assert lines["POST …/check-ins"].endswith("PASS")  # 0.25
     assert lines["build + JSON, default plan"].endswith("PASS")
     assert lines["iCalendar, 100 timed sessions"].endswith("MISS")
-    assert "would reach 0.25 × floor" in text
+    assert "0.25 × floor (plan POST) and 0.12 × floor (check-in)" in text
