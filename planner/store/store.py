@@ -38,6 +38,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql.expression import Executable
 
 from planner.store.engine import make_engine
 from planner.store.errors import (
@@ -427,15 +428,13 @@ class Store:
             if not ids:
                 return False
             # The revoked_at condition again: a concurrent revoke must not be reported twice.
-            result = cast(
-                "CursorResult[Any]",
-                session.execute(
-                    update(ApiKeyRow)
-                    .where(ApiKeyRow.id == ids[0], ApiKeyRow.revoked_at.is_(None))
-                    .values(revoked_at=self._now())
-                ),
+            changed = _rows_changed(
+                session,
+                update(ApiKeyRow)
+                .where(ApiKeyRow.id == ids[0], ApiKeyRow.revoked_at.is_(None))
+                .values(revoked_at=self._now()),
             )
-            return result.rowcount == 1
+            return changed == 1
 
     # -- plans -----------------------------------------------------------------------------
 
@@ -506,16 +505,13 @@ class Store:
                 raise ValueError(f"event seq must be positive, or 0 for the next one: {event.seq}")
         mine = (PlanRow.id == plan.id, PlanRow.organisation == plan.organisation)
         with _unwrapped_value_errors(), self._sessions.begin() as session:
-            result = cast(
-                "CursorResult[Any]",
-                session.execute(
-                    update(PlanRow)
-                    .where(*mine, PlanRow.revision == expected_revision)
-                    .values(_mutable_values(plan))
-                    .execution_options(synchronize_session=False)
-                ),
+            changed = _rows_changed(
+                session,
+                update(PlanRow)
+                .where(*mine, PlanRow.revision == expected_revision)
+                .values(_mutable_values(plan)),
             )
-            if result.rowcount != 1:
+            if changed != 1:
                 current = session.scalar(select(PlanRow.revision).where(*mine))
                 if current is None:
                     raise PlanMissing(plan.id)
@@ -564,16 +560,8 @@ class Store:
         if expected_revision is not None:
             conditions.append(PlanRow.revision == expected_revision)
         with _unwrapped_value_errors(), self._sessions.begin() as session:
-            result = cast(
-                "CursorResult[Any]",
-                session.execute(
-                    update(PlanRow)
-                    .where(*conditions)
-                    .values(fields)
-                    .execution_options(synchronize_session=False)
-                ),
-            )
-            return result.rowcount == 1
+            changed = _rows_changed(session, update(PlanRow).where(*conditions).values(fields))
+            return changed == 1
 
     def get_plan(self, organisation: str, plan_id: str) -> PlanRecord | None:
         """Return the plan if it exists and belongs to ``organisation``, else ``None``.
@@ -802,15 +790,13 @@ class Store:
     def delete_webhook(self, organisation: str, webhook_id: str) -> bool:
         """Delete the webhook and its outbox rows (pending deliveries are dropped)."""
         with self._sessions.begin() as session:
-            result = cast(
-                "CursorResult[Any]",
-                session.execute(
-                    delete(WebhookRow)
-                    .where(WebhookRow.id == webhook_id, WebhookRow.organisation == organisation)
-                    .execution_options(synchronize_session=False)
+            changed = _rows_changed(
+                session,
+                delete(WebhookRow).where(
+                    WebhookRow.id == webhook_id, WebhookRow.organisation == organisation
                 ),
             )
-            return result.rowcount == 1
+            return changed == 1
 
     def rotate_webhook_secret(
         self,
@@ -830,21 +816,18 @@ class Store:
         now = self._now()
         keep = keep_previous_for > timedelta(0)
         with self._sessions.begin() as session:
-            result = cast(
-                "CursorResult[Any]",
-                session.execute(
-                    update(WebhookRow)
-                    .where(WebhookRow.id == webhook_id, WebhookRow.organisation == organisation)
-                    .values(
-                        # The right-hand side sees the row as it was: the outgoing secret.
-                        previous_secret=WebhookRow.secret if keep else None,
-                        previous_secret_expires_at=now + keep_previous_for if keep else None,
-                        secret=new_webhook_secret(),
-                    )
-                    .execution_options(synchronize_session=False)
+            changed = _rows_changed(
+                session,
+                update(WebhookRow)
+                .where(WebhookRow.id == webhook_id, WebhookRow.organisation == organisation)
+                .values(
+                    # The right-hand side sees the row as it was: the outgoing secret.
+                    previous_secret=WebhookRow.secret if keep else None,
+                    previous_secret_expires_at=now + keep_previous_for if keep else None,
+                    secret=new_webhook_secret(),
                 ),
             )
-            if result.rowcount != 1:
+            if changed != 1:
                 return None
             row = _own_webhook(session, organisation, webhook_id)
             assert row is not None
@@ -853,16 +836,13 @@ class Store:
     def disable_webhook(self, webhook_id: str) -> bool:
         """Stop new deliveries to a webhook (its receiver answered ``410 Gone``)."""
         with self._sessions.begin() as session:
-            result = cast(
-                "CursorResult[Any]",
-                session.execute(
-                    update(WebhookRow)
-                    .where(WebhookRow.id == webhook_id, WebhookRow.disabled_at.is_(None))
-                    .values(disabled_at=self._now())
-                    .execution_options(synchronize_session=False)
-                ),
+            changed = _rows_changed(
+                session,
+                update(WebhookRow)
+                .where(WebhookRow.id == webhook_id, WebhookRow.disabled_at.is_(None))
+                .values(disabled_at=self._now()),
             )
-            return result.rowcount == 1
+            return changed == 1
 
     # -- webhook outbox --------------------------------------------------------------------
 
@@ -958,21 +938,18 @@ class Store:
         else:
             values["next_attempt_at"] = retry_at
         with _unwrapped_value_errors(), self._sessions.begin() as session:
-            result = cast(
-                "CursorResult[Any]",
-                session.execute(
-                    update(WebhookOutboxRow)
-                    .where(
-                        WebhookOutboxRow.id == delivery_id,
-                        WebhookOutboxRow.next_attempt_at == lease_until,
-                        WebhookOutboxRow.delivered_at.is_(None),
-                        WebhookOutboxRow.gave_up_at.is_(None),
-                    )
-                    .values(values)
-                    .execution_options(synchronize_session=False)
-                ),
+            changed = _rows_changed(
+                session,
+                update(WebhookOutboxRow)
+                .where(
+                    WebhookOutboxRow.id == delivery_id,
+                    WebhookOutboxRow.next_attempt_at == lease_until,
+                    WebhookOutboxRow.delivered_at.is_(None),
+                    WebhookOutboxRow.gave_up_at.is_(None),
+                )
+                .values(values),
             )
-            return result.rowcount == 1
+            return changed == 1
 
     def list_deliveries(
         self,
@@ -1031,25 +1008,22 @@ class Store:
         """
         now = self._now()
         with self._sessions.begin() as session:
-            result = cast(
-                "CursorResult[Any]",
-                session.execute(
-                    update(WebhookOutboxRow)
-                    .where(
-                        WebhookOutboxRow.id == delivery_id,
-                        WebhookOutboxRow.webhook_id == webhook_id,
-                        WebhookOutboxRow.organisation == organisation,
-                    )
-                    .values(
-                        delivered_at=None,
-                        gave_up_at=None,
-                        next_attempt_at=now,
-                        replayed_at=now,
-                    )
-                    .execution_options(synchronize_session=False)
+            changed = _rows_changed(
+                session,
+                update(WebhookOutboxRow)
+                .where(
+                    WebhookOutboxRow.id == delivery_id,
+                    WebhookOutboxRow.webhook_id == webhook_id,
+                    WebhookOutboxRow.organisation == organisation,
+                )
+                .values(
+                    delivered_at=None,
+                    gave_up_at=None,
+                    next_attempt_at=now,
+                    replayed_at=now,
                 ),
             )
-            if result.rowcount != 1:
+            if changed != 1:
                 return None
             row = session.get(WebhookOutboxRow, delivery_id)
             assert row is not None
@@ -1059,25 +1033,21 @@ class Store:
         """Delete delivered and given-up outbox rows created (and replayed) before
         ``older_than``; pending rows are never purged. Returns how many went."""
         with _unwrapped_value_errors(), self._sessions.begin() as session:
-            result = cast(
-                "CursorResult[Any]",
-                session.execute(
-                    delete(WebhookOutboxRow)
-                    .where(
-                        or_(
-                            WebhookOutboxRow.delivered_at.is_not(None),
-                            WebhookOutboxRow.gave_up_at.is_not(None),
-                        ),
-                        WebhookOutboxRow.created_at < older_than,
-                        or_(
-                            WebhookOutboxRow.replayed_at.is_(None),
-                            WebhookOutboxRow.replayed_at < older_than,
-                        ),
-                    )
-                    .execution_options(synchronize_session=False)
+            changed = _rows_changed(
+                session,
+                delete(WebhookOutboxRow).where(
+                    or_(
+                        WebhookOutboxRow.delivered_at.is_not(None),
+                        WebhookOutboxRow.gave_up_at.is_not(None),
+                    ),
+                    WebhookOutboxRow.created_at < older_than,
+                    or_(
+                        WebhookOutboxRow.replayed_at.is_(None),
+                        WebhookOutboxRow.replayed_at < older_than,
+                    ),
                 ),
             )
-            return result.rowcount
+            return changed
 
     # -- idempotency keys ------------------------------------------------------------------
 
@@ -1161,25 +1131,22 @@ class Store:
                 expired = row.created_at <= now - IDEMPOTENCY_TTL
                 stale = row.status is None and row.created_at <= now - stale_after
                 if expired or stale:
-                    taken = cast(
-                        "CursorResult[Any]",
-                        session.execute(
-                            update(IdempotencyKeyRow)
-                            .where(
-                                *_idempotency_key_is(ident),
-                                IdempotencyKeyRow.created_at == row.created_at,
-                            )
-                            .values(
-                                fingerprint=fingerprint,
-                                created_at=now,
-                                status=None,
-                                headers=None,
-                                body=None,
-                            )
-                            .execution_options(synchronize_session=False)
+                    taken = _rows_changed(
+                        session,
+                        update(IdempotencyKeyRow)
+                        .where(
+                            *_idempotency_key_is(ident),
+                            IdempotencyKeyRow.created_at == row.created_at,
+                        )
+                        .values(
+                            fingerprint=fingerprint,
+                            created_at=now,
+                            status=None,
+                            headers=None,
+                            body=None,
                         ),
                     )
-                    if taken.rowcount == 1:
+                    if taken == 1:
                         return replace(claim, state=ClaimState.NEW, claimed_at=now)
                     continue
                 if row.fingerprint != fingerprint:
@@ -1212,61 +1179,50 @@ class Store:
         Werkzeug ``Headers`` or pairs; names in any case). ``False``: the claim was no longer
         held (taken over as stale, or purged) and nothing was stored.
         """
-        if claim.state is not ClaimState.NEW or claim.claimed_at is None:
-            raise ValueError("only a 'new' claim can be completed")
-        ident = (claim.organisation, claim.key, claim.method, claim.path)
+        held = _held_claim(claim, "completed")
         with self._sessions.begin() as session:
-            result = cast(
-                "CursorResult[Any]",
-                session.execute(
-                    update(IdempotencyKeyRow)
-                    .where(
-                        *_idempotency_key_is(ident),
-                        IdempotencyKeyRow.created_at == claim.claimed_at,
-                        IdempotencyKeyRow.status.is_(None),
-                    )
-                    .values(status=status, headers=_kept_headers(headers), body=bytes(body))
-                    .execution_options(synchronize_session=False)
-                ),
+            changed = _rows_changed(
+                session,
+                update(IdempotencyKeyRow)
+                .where(*held)
+                .values(status=status, headers=_kept_headers(headers), body=bytes(body)),
             )
-            return result.rowcount == 1
+            return changed == 1
 
     def release_idempotency(self, claim: Claim) -> bool:
         """Give up a ``new`` claim without a response: the key can be used again."""
-        if claim.state is not ClaimState.NEW or claim.claimed_at is None:
-            raise ValueError("only a 'new' claim can be released")
-        ident = (claim.organisation, claim.key, claim.method, claim.path)
+        held = _held_claim(claim, "released")
         with self._sessions.begin() as session:
-            result = cast(
-                "CursorResult[Any]",
-                session.execute(
-                    delete(IdempotencyKeyRow)
-                    .where(
-                        *_idempotency_key_is(ident),
-                        IdempotencyKeyRow.created_at == claim.claimed_at,
-                        IdempotencyKeyRow.status.is_(None),
-                    )
-                    .execution_options(synchronize_session=False)
-                ),
-            )
-            return result.rowcount == 1
+            return _rows_changed(session, delete(IdempotencyKeyRow).where(*held)) == 1
 
     def purge_idempotency(self, older_than: datetime) -> int:
         """Delete idempotency keys created before ``older_than``; return how many."""
         with _unwrapped_value_errors(), self._sessions.begin() as session:
-            result = cast(
-                "CursorResult[Any]",
-                session.execute(
-                    delete(IdempotencyKeyRow)
-                    .where(IdempotencyKeyRow.created_at < older_than)
-                    .execution_options(synchronize_session=False)
-                ),
+            return _rows_changed(
+                session, delete(IdempotencyKeyRow).where(IdempotencyKeyRow.created_at < older_than)
             )
-            return result.rowcount
 
     def _plan_exists(self, plan_id: str) -> bool:
         with self._sessions.begin() as session:
             return session.get(PlanRow, plan_id) is not None
+
+
+def _held_claim(claim: Claim, action: str) -> tuple[Any, ...]:
+    """Where the row of a ``new`` claim is, while its request still holds it."""
+    if claim.state is not ClaimState.NEW or claim.claimed_at is None:
+        raise ValueError(f"only a 'new' claim can be {action}")
+    return (
+        *_idempotency_key_is((claim.organisation, claim.key, claim.method, claim.path)),
+        IdempotencyKeyRow.created_at == claim.claimed_at,
+        IdempotencyKeyRow.status.is_(None),
+    )
+
+
+def _rows_changed(session: Session, statement: Executable) -> int:
+    """How many rows an UPDATE or DELETE changed. The ORM session is not synchronised:
+    the store never holds on to rows that it changes this way."""
+    result = session.execute(statement.execution_options(synchronize_session=False))
+    return cast("CursorResult[Any]", result).rowcount
 
 
 @contextmanager
