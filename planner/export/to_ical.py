@@ -162,12 +162,7 @@ def render(plan: Plan, options: FeedOptions | None = None) -> bytes:
             continue
         stamp = _stamp(stamps, session.modified_at, created_text)
         if session.start is not None:
-            start = _utc(session.start, what=f"session {session.uid} start")
-            end = (
-                _utc(session.end, what=f"session {session.uid} end")
-                if session.end is not None
-                else start + timedelta(minutes=session.duration_min or 30)
-            )
+            start, end = _timed_span(session, session.start)
             when = f"DTSTART:{_utc_text(start)}\r\nDTEND:{_utc_text(end)}\r\n"
             transparency = "OPAQUE"
         else:
@@ -411,12 +406,7 @@ def _session_event(plan: Plan, session: Session, created: datetime, options: Fee
     start: date | datetime
     end: date | datetime
     if session.start is not None:
-        start = _utc(session.start, what=f"session {session.uid} start")
-        end = (
-            _utc(session.end, what=f"session {session.uid} end")
-            if session.end is not None
-            else start + timedelta(minutes=session.duration_min or 30)
-        )
+        start, end = _timed_span(session, session.start)
         transparency = "OPAQUE"
     else:
         start, end = session.date, session.date + timedelta(days=1)
@@ -641,6 +631,15 @@ def _uid(plan_id: str, name: str) -> str:
     """A UID derived from the plan id, in the same namespace as session UIDs:
     ``uuid5(UID_NAMESPACE, f"{plan_id}/{name}")@stride-back``."""
     return session_uid(plan_id, name)
+
+
+def _timed_span(session: Session, start: datetime) -> tuple[datetime, datetime]:
+    """A timed session's start and end in UTC; without an end it lasts its duration
+    (30 minutes when it has none)."""
+    begin = _utc(start, what=f"session {session.uid} start")
+    if session.end is not None:
+        return begin, _utc(session.end, what=f"session {session.uid} end")
+    return begin, begin + timedelta(minutes=session.duration_min or 30)
 
 
 def _utc(value: datetime, what: str = "") -> datetime:
