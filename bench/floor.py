@@ -4,7 +4,7 @@ with its options, worker count and class; only the loaded app differs), so
 ``scripts/bench`` can report every endpoint as a ratio to what this server and this
 machine can do at best.
 
-    python -m planner.bench_floor --port 8001 --workers 2
+    python -m bench.floor --port 8001 --workers 2      (from the repository root)
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from flask import Flask
 
 
 def create_floor_app(_config: Any = None) -> Flask:
+    """The least a Flask app can answer: no database, no auth, a constant body."""
     app = Flask(__name__)
 
     @app.get("/healthz")
@@ -26,7 +27,7 @@ def create_floor_app(_config: Any = None) -> Flask:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8001)
     parser.add_argument("--workers", type=int, default=2)
@@ -38,7 +39,8 @@ def main(argv: list[str] | None = None) -> None:
         def load(self) -> Flask:
             return create_floor_app()
 
-    # `planner serve`'s own run(): the same gunicorn options, only the app differs.
+    # `planner serve`'s own run(): the same gunicorn options, only the app differs. This
+    # process serves nothing else, so replacing the class here touches no planner server.
     server.PlannerServer = FloorServer  # type: ignore[misc]
     server.run(host=args.host, port=args.port, workers=args.workers, access_log=False)
 
