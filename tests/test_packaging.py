@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import sysconfig
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,6 +37,9 @@ def test_a_plain_wheel_install_gives_a_working_planner_from_any_directory(tmp_pa
         ],
         check=True,
     )
+    # The benchmark is a development tool beside the package: never shipped.
+    shipped = [n for wheel in wheels.glob("*.whl") for n in zipfile.ZipFile(wheel).namelist()]
+    assert not [n for n in shipped if n.startswith(("bench/", "planner/bench"))], shipped
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     # The wheel itself, not editable and without the source tree; its dependencies come
