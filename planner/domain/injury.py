@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TypeVar
 
@@ -71,15 +72,105 @@ SITE_PROFILES: dict[Site, SiteProfile] = {
 #: Sites where a hip-joint effusion can be reported.
 HIP_SITES = frozenset({Site.FEMORAL_NECK, Site.FEMORAL_HEAD})
 
-#: Highest grade of each grading system; ``None``: a grade without a stated system.
-MAX_GRADE: dict[GradingSystem | None, int] = {
-    None: 4,
-    GradingSystem.NATTIV: 4,
-    GradingSystem.ARENDT: 4,
-    GradingSystem.FREDERICSON: 4,
-    GradingSystem.KAEDING_MILLER: 5,
-}
 _ROMAN = {1: "I", 2: "II", 3: "III", 4: "IV", 5: "V"}
+
+
+@dataclass(frozen=True, slots=True)
+class GradingScale:
+    """How one MRI grading system reads its grades (domain.md Part B §1).
+
+    The grade-keyed fields hold only grades from 1 to ``max_grade``, so a grade out of
+    range implies nothing and is refused once, for its range.
+    """
+
+    #: What a grade is called: ``"Nattiv grade"`` → ``"Nattiv grade 3"``.
+    name: str
+    max_grade: int
+    #: Grades that show a fracture line → that finding, as a refusal cites it.
+    line_grades: Mapping[int, str] = field(default_factory=dict)
+    #: Grades that rule out a fracture line, stated or measured.
+    no_line_grades: frozenset[int] = frozenset()
+    #: How to grade a line instead, when a no-line grade comes with one.
+    line_instead: str = ""
+    #: Grades that a line splits in two → why ``fracture_line`` must be stated.
+    line_must_be_stated: Mapping[int, str] = field(default_factory=dict)
+    #: Grades that are a displaced fracture.
+    displaced_grades: frozenset[int] = frozenset()
+    #: Grades a displaced fracture contradicts → why.
+    undisplaced_grades: Mapping[int, str] = field(default_factory=dict)
+    #: Names the system in the out-of-range refusal: ``" for nattiv"``.
+    range_suffix: str = ""
+    #: Out-of-range grades that probably meant another system → the hint.
+    range_hints: Mapping[int, str] = field(default_factory=dict)
+    roman_numerals: bool = False
+
+    def grade_name(self, grade: int) -> str:
+        numeral = _ROMAN.get(grade, str(grade)) if self.roman_numerals else str(grade)
+        return f"{self.name} {numeral}"
+
+    def out_of_range(self, grade: int) -> str:
+        hint = self.range_hints.get(grade, "")
+        return f"Must be between 1 and {self.max_grade}{self.range_suffix}{hint}."
+
+
+_KAEDING_MILLER_DISPLACED = "a displaced fracture is grade IV."
+
+#: Each grading system's reading of its grades; ``None``: a grade without a stated
+#: system, which implies a line at 4 but rules nothing out (Fredericson 4 may lack one).
+GRADING_SCALES: dict[GradingSystem | None, GradingScale] = {
+    None: GradingScale(
+        "MRI grade",
+        max_grade=4,
+        line_grades={4: "mri_grade 4 means a fracture line is visible"},
+        range_hints={5: " (1–5 with grading_system 'kaeding_miller')"},
+    ),
+    GradingSystem.NATTIV: GradingScale(
+        "Nattiv grade",
+        max_grade=4,
+        line_grades={4: "Nattiv grade 4 means a fracture line is visible"},
+        no_line_grades=frozenset({1, 2, 3}),
+        line_instead="Nattiv grade 4 is grade 3 plus a visible line.",
+        range_suffix=" for nattiv",
+    ),
+    GradingSystem.ARENDT: GradingScale(
+        "Arendt grade",
+        max_grade=4,
+        line_grades={4: "Arendt grade 4 means a fracture line is visible"},
+        no_line_grades=frozenset({1, 2, 3}),
+        line_instead="Arendt grade 4 is grade 3 plus a visible line.",
+        range_suffix=" for arendt",
+    ),
+    GradingSystem.FREDERICSON: GradingScale(
+        "Fredericson grade",
+        max_grade=4,
+        no_line_grades=frozenset({1, 2, 3}),
+        line_instead="a line is Fredericson grade 4b (grade 4 with fracture_line true).",
+        line_must_be_stated={
+            4: "Fredericson grade 4 needs it stated: true for 4b (a linear "
+            "intracortical signal), false for 4a (multiple focal signal changes)."
+        },
+        range_suffix=" for fredericson",
+    ),
+    GradingSystem.KAEDING_MILLER: GradingScale(
+        "Kaeding–Miller grade",
+        max_grade=5,
+        line_grades={
+            3: "Kaeding–Miller grade III is a non-displaced fracture line",
+            4: "Kaeding–Miller grade IV is a displaced fracture",
+            5: "Kaeding–Miller grade V is a fracture that has not united",
+        },
+        no_line_grades=frozenset({1, 2}),
+        line_instead="a non-displaced line is Kaeding–Miller grade III.",
+        displaced_grades=frozenset({4}),
+        undisplaced_grades={
+            1: f"has no fracture line; {_KAEDING_MILLER_DISPLACED}",
+            2: f"has no fracture line; {_KAEDING_MILLER_DISPLACED}",
+            3: f"is non-displaced; {_KAEDING_MILLER_DISPLACED}",
+        },
+        range_suffix=" for kaeding_miller",
+        roman_numerals=True,
+    ),
+}
 
 
 def site_profile(site: Site) -> SiteProfile:
@@ -88,11 +179,7 @@ def site_profile(site: Site) -> SiteProfile:
 
 def grade_name(system: GradingSystem | None, grade: int) -> str:
     """``"Fredericson grade 3"``, ``"Kaeding–Miller grade III"``, ``"MRI grade 2"``."""
-    if system is None:
-        return f"MRI grade {grade}"
-    if system is GradingSystem.KAEDING_MILLER:
-        return f"Kaeding–Miller grade {_ROMAN.get(grade, grade)}"
-    return f"{system.value.capitalize()} grade {grade}"
+    return GRADING_SCALES[system].grade_name(grade)
 
 
 def _member(
@@ -101,12 +188,54 @@ def _member(
     """``value`` as a member of ``vocabulary``; an unknown value is recorded in ``errors``."""
     if value is None:
         return None
-    try:
-        return vocabulary(value)
-    except ValueError:
-        allowed = ", ".join(repr(m.value) for m in vocabulary)
-        errors.setdefault(name, []).append(f"Unknown value {value!r}; use one of {allowed}.")
-        return None
+    if isinstance(value, str):  # the members are strings: nothing else can name one
+        try:
+            return vocabulary(value)
+        except ValueError:
+            pass
+    allowed = ", ".join(repr(m.value) for m in vocabulary)
+    errors.setdefault(name, []).append(f"Unknown value {value!r}; use one of {allowed}.")
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Stated:
+    """The findings as stated (``None``: not stated), vocabularies already parsed."""
+
+    site: Site | None
+    site_stated: bool
+    type_stated: bool
+    grading_system: GradingSystem | None
+    mri_grade: int | None
+    fracture_line: bool | None
+    fracture_line_pct: int | None
+    complete: bool | None
+    displaced: bool | None
+    hip_effusion: bool | None
+
+    @property
+    def scale(self) -> GradingScale:
+        return GRADING_SCALES[self.grading_system]
+
+    @property
+    def line_findings(self) -> list[str]:
+        """Findings that show a line, stated or measured (not the grade itself)."""
+        findings: list[str] = []
+        if self.fracture_line_pct:
+            findings.append(f"fracture_line_pct {self.fracture_line_pct} measures a fracture line")
+        if self.complete:
+            findings.append("a complete fracture has a fracture line")
+        if self.displaced:
+            findings.append("a displaced fracture has a fracture line")
+        return findings
+
+    @property
+    def implied_line(self) -> list[str]:
+        """Everything that implies a fracture line: the grade first, then findings."""
+        findings = self.line_findings
+        if self.mri_grade is not None and self.mri_grade in self.scale.line_grades:
+            findings.insert(0, self.scale.line_grades[self.mri_grade])
+        return findings
 
 
 def classify(
@@ -131,7 +260,8 @@ def classify(
     fracture-line percentage above 0, a complete or a displaced fracture each imply a
     fracture line; a line across 100 % of the neck is complete; Kaeding–Miller IV is
     displaced. A stated value that contradicts an implication raises
-    :class:`InvalidInjury` naming the fields.
+    :class:`InvalidInjury` naming the fields. :data:`GRADING_SCALES` says what each
+    grading system implies and refuses.
 
     Only the femoral neck takes ``type``, ``fracture_line_pct`` and ``complete`` (they
     describe the neck); a hip effusion belongs to the femoral neck or head.
@@ -143,119 +273,23 @@ def classify(
     False
     """
     errors: dict[str, list[str]] = {}
-
-    def refuse(name: str, message: str) -> None:
-        errors.setdefault(name, []).append(message)
-
     bone = _member(Site, "site", site, errors)
     side = _member(FractureSide, "type", type, errors)
     side_of_body = _member(Laterality, "laterality", laterality, errors)
-    system = _member(GradingSystem, "grading_system", grading_system, errors)
-    if bone is None and "site" not in errors:
-        refuse("site", "Required.")
-    if bone is Site.FEMORAL_NECK and side is None and "type" not in errors:
-        refuse("type", "Required for a femoral-neck injury: 'compression' or 'tension'.")
-    if bone is not None and bone is not Site.FEMORAL_NECK:
-        if type is not None:
-            refuse("type", "Only a femoral-neck injury takes a type (compression or tension side).")
-        if fracture_line_pct is not None:
-            refuse("fracture_line_pct", "Measures a line across the femoral neck only; omit it.")
-        if complete:
-            refuse(
-                "complete",
-                "Describes a line across the femoral neck only; for another bone state "
-                "displaced or a Kaeding–Miller grade.",
-            )
-        if hip_effusion and bone not in HIP_SITES:
-            refuse("hip_effusion", "A hip-joint effusion belongs to the femoral neck or head.")
-
-    top = MAX_GRADE.get(system, 4)
-    grade_ok = mri_grade is None or 1 <= mri_grade <= top
-    if not grade_ok:
-        suffix = "" if system is None else f" for {system.value}"
-        hint = (
-            " (1–5 with grading_system 'kaeding_miller')"
-            if system is None and mri_grade == 5
-            else ""
-        )
-        refuse("mri_grade", f"Must be between 1 and {top}{suffix}{hint}.")
-    if system is not None and mri_grade is None:
-        refuse("grading_system", "Give the mri_grade this grading system grades.")
-    if fracture_line_pct is not None and not 0 <= fracture_line_pct <= 100:
-        refuse("fracture_line_pct", "Must be between 0 and 100.")
-
-    # Findings that show a line, stated or measured (not the grade itself).
-    line_findings: list[str] = []
-    if fracture_line_pct:
-        line_findings.append(f"fracture_line_pct {fracture_line_pct} measures a fracture line")
-    if complete:
-        line_findings.append("a complete fracture has a fracture line")
-    if displaced:
-        line_findings.append("a displaced fracture has a fracture line")
-
-    implied_line = list(line_findings)
-    implied_displaced = False
-    if grade_ok and mri_grade is not None:
-        name = grade_name(system, mri_grade)
-        shows_line = (
-            system in (None, GradingSystem.NATTIV, GradingSystem.ARENDT) and mri_grade == 4
-        ) or (system is GradingSystem.KAEDING_MILLER and mri_grade >= 3)
-        if shows_line:
-            what = {
-                3: "is a non-displaced fracture line",
-                4: "means a fracture line is visible",
-                5: "is a fracture that has not united",
-            }[mri_grade]
-            if system is GradingSystem.KAEDING_MILLER and mri_grade == 4:
-                what = "is a displaced fracture"
-            implied_line.insert(0, f"{name if system else 'mri_grade 4'} {what}")
-        if system is not None and not shows_line:
-            has_line = bool(line_findings) or fracture_line is True
-            line_grade = system is GradingSystem.FREDERICSON and mri_grade == 4
-            if has_line and not line_grade:
-                shown = "; ".join(line_findings) or "fracture_line is true"
-                refuse(
-                    "mri_grade",
-                    f"{name} has no fracture line, but {shown}: "
-                    + (
-                        "a line is Fredericson grade 4b (grade 4 with fracture_line true)."
-                        if system is GradingSystem.FREDERICSON
-                        else "a non-displaced line is Kaeding–Miller grade III."
-                        if system is GradingSystem.KAEDING_MILLER
-                        else f"{system.value.capitalize()} grade 4 is grade 3 plus a visible line."
-                    ),
-                )
-            if line_grade and fracture_line is None and not line_findings:
-                refuse(
-                    "fracture_line",
-                    "Fredericson grade 4 needs it stated: true for 4b (a linear "
-                    "intracortical signal), false for 4a (multiple focal signal changes).",
-                )
-        if system is GradingSystem.KAEDING_MILLER:
-            if mri_grade == 4:
-                implied_displaced = True
-                if displaced is False:
-                    refuse("displaced", f"Is false, but {name} is a displaced fracture.")
-            elif mri_grade == 3 and displaced:
-                refuse("displaced", f"{name} is non-displaced; a displaced fracture is grade IV.")
-            elif mri_grade < 3 and displaced:
-                refuse(
-                    "displaced", f"{name} has no fracture line; a displaced fracture is grade IV."
-                )
-
-    if fracture_line is False and implied_line:
-        refuse("fracture_line", f"Is false, but {'; '.join(implied_line)}.")
-    if fracture_line is True and fracture_line_pct == 0:
-        refuse("fracture_line_pct", "Is 0, but fracture_line is true.")
-
-    if complete is True and fracture_line_pct is not None and fracture_line_pct < 100:
-        refuse(
-            "complete",
-            f"Is true, but fracture_line_pct {fracture_line_pct} is less than the whole neck.",
-        )
-    if complete is False and fracture_line_pct == 100:
-        refuse("complete", "Is false, but fracture_line_pct 100 crosses the whole neck.")
-
+    stated = _Stated(
+        site=bone,
+        site_stated=site is not None,
+        type_stated=type is not None,
+        grading_system=_member(GradingSystem, "grading_system", grading_system, errors),
+        mri_grade=mri_grade,
+        fracture_line=fracture_line,
+        fracture_line_pct=fracture_line_pct,
+        complete=complete,
+        displaced=displaced,
+        hip_effusion=hip_effusion,
+    )
+    for name, message in _contradictions(stated):
+        errors.setdefault(name, []).append(message)
     if errors or bone is None:
         raise InvalidInjury("The injury classification contradicts itself.", errors)
 
@@ -264,12 +298,98 @@ def classify(
         type=side,
         laterality=side_of_body,
         mri_grade=mri_grade,
-        fracture_line=bool(fracture_line or implied_line),
+        fracture_line=bool(fracture_line or stated.implied_line),
         fracture_line_pct=fracture_line_pct,
         complete=bool(complete or fracture_line_pct == 100),
-        displaced=bool(displaced or implied_displaced),
+        displaced=bool(displaced or mri_grade in stated.scale.displaced_grades),
         hip_effusion=bool(hip_effusion),
         progression_on_imaging=bool(progression_on_imaging),
         can_bear_weight=True if can_bear_weight is None else can_bear_weight,
-        grading_system=system,
+        grading_system=stated.grading_system,
     )
+
+
+#: A refusal: the field it names and the message.
+_Refusal = tuple[str, str]
+
+
+def _contradictions(stated: _Stated) -> Iterator[_Refusal]:
+    """Every refusal, in the order a client reads them: presence, site, ranges, grade,
+    line, completeness."""
+    yield from _missing(stated)
+    yield from _not_of_this_site(stated)
+    yield from _out_of_range(stated)
+    yield from _against_the_grade(stated)
+    yield from _against_the_line(stated)
+    yield from _against_completeness(stated)
+
+
+def _missing(stated: _Stated) -> Iterator[_Refusal]:
+    if not stated.site_stated:
+        yield "site", "Required."
+    if stated.site is Site.FEMORAL_NECK and not stated.type_stated:
+        yield "type", "Required for a femoral-neck injury: 'compression' or 'tension'."
+
+
+def _not_of_this_site(stated: _Stated) -> Iterator[_Refusal]:
+    """Findings that describe the femoral neck (or hip) stated for another bone."""
+    if stated.site is None or stated.site is Site.FEMORAL_NECK:
+        return
+    if stated.type_stated:
+        yield "type", "Only a femoral-neck injury takes a type (compression or tension side)."
+    if stated.fracture_line_pct is not None:
+        yield "fracture_line_pct", "Measures a line across the femoral neck only; omit it."
+    if stated.complete:
+        yield (
+            "complete",
+            "Describes a line across the femoral neck only; for another bone state "
+            "displaced or a Kaeding–Miller grade.",
+        )
+    if stated.hip_effusion and stated.site not in HIP_SITES:
+        yield "hip_effusion", "A hip-joint effusion belongs to the femoral neck or head."
+
+
+def _out_of_range(stated: _Stated) -> Iterator[_Refusal]:
+    grade, pct = stated.mri_grade, stated.fracture_line_pct
+    if grade is not None and not 1 <= grade <= stated.scale.max_grade:
+        yield "mri_grade", stated.scale.out_of_range(grade)
+    if stated.grading_system is not None and grade is None:
+        yield "grading_system", "Give the mri_grade this grading system grades."
+    if pct is not None and not 0 <= pct <= 100:
+        yield "fracture_line_pct", "Must be between 0 and 100."
+
+
+def _against_the_grade(stated: _Stated) -> Iterator[_Refusal]:
+    """Findings the stated grade rules out, by its grading system's table."""
+    grade, scale = stated.mri_grade, stated.scale
+    if grade is None:
+        return
+    line_findings = stated.line_findings
+    if grade in scale.no_line_grades and (line_findings or stated.fracture_line is True):
+        shown = "; ".join(line_findings) or "fracture_line is true"
+        yield (
+            "mri_grade",
+            f"{scale.grade_name(grade)} has no fracture line, but {shown}: {scale.line_instead}",
+        )
+    if grade in scale.line_must_be_stated and stated.fracture_line is None and not line_findings:
+        yield "fracture_line", scale.line_must_be_stated[grade]
+    if grade in scale.displaced_grades and stated.displaced is False:
+        yield "displaced", f"Is false, but {scale.grade_name(grade)} is a displaced fracture."
+    elif grade in scale.undisplaced_grades and stated.displaced:
+        yield "displaced", f"{scale.grade_name(grade)} {scale.undisplaced_grades[grade]}"
+
+
+def _against_the_line(stated: _Stated) -> Iterator[_Refusal]:
+    implied = stated.implied_line
+    if stated.fracture_line is False and implied:
+        yield "fracture_line", f"Is false, but {'; '.join(implied)}."
+    if stated.fracture_line is True and stated.fracture_line_pct == 0:
+        yield "fracture_line_pct", "Is 0, but fracture_line is true."
+
+
+def _against_completeness(stated: _Stated) -> Iterator[_Refusal]:
+    complete, pct = stated.complete, stated.fracture_line_pct
+    if complete is True and pct is not None and pct < 100:
+        yield "complete", f"Is true, but fracture_line_pct {pct} is less than the whole neck."
+    if complete is False and pct == 100:
+        yield "complete", "Is false, but fracture_line_pct 100 crosses the whole neck."
