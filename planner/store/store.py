@@ -13,20 +13,14 @@ import base64
 import hashlib
 import secrets
 import string
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import fields, replace
-from datetime import UTC, datetime, timedelta
-from types import TracebackType
-from typing import Any, Self, TypeVar, cast
+from datetime import datetime, timedelta
+from typing import Any
 
-from alembic import command
 from sqlalchemy import (
-    Connection,
-    CursorResult,
     Engine,
     and_,
     bindparam,
@@ -36,19 +30,24 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.exc import IntegrityError, StatementError
-from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.sql.expression import Executable
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
-from planner.store.engine import make_engine
+from planner.store.base import (
+    StoreBase,
+    _add_outbox_rows,
+    _by_name,
+    _checked_text,
+    _field_names,
+    _rows_changed,
+    _unwrapped_value_errors,
+)
 from planner.store.errors import (
     AmbiguousKeyError,
     DuplicatePlanError,
     PlanMissing,
     StaleRevision,
-    StoreError,
 )
-from planner.store.migrate import alembic_config, current_revision
 from planner.store.models import (
     ApiKeyRow,
     IdempotencyKeyRow,
@@ -91,13 +90,8 @@ LAST_USED_RESOLUTION = timedelta(minutes=1)
 _PREFIX_ALPHABET = string.ascii_letters + string.digits
 # Longer inputs are not keys; refuse them before hashing attacker-sized strings.
 _MAX_SECRET_LENGTH = 256
-_MAX_TEXT_LENGTH = 200
 # Token hashes are SHA-256 hex; anything longer cannot match, so it is not even looked up.
 _TOKEN_HASH_LENGTH = 64
-
-_T = TypeVar("_T")
-# PostgreSQL advisory lock key taken while migrating (any constant unique to this app).
-_MIGRATION_LOCK_ID = 7306418532017131
 
 #: Webhook signing secrets: "whsec_" + base64 of this many random bytes (Standard Webhooks
 #: asks for 24 to 64).
@@ -139,10 +133,6 @@ SETTABLE_PLAN_FIELDS: frozenset[str] = frozenset(
 _NOT_NULL_FIELDS = frozenset({"last_modified", "settings", "ics", "etag", "document"})
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 def hash_secret(secret: str) -> str:
     """Return the stored form of an API key secret (SHA-256, hex).
 
@@ -164,34 +154,6 @@ def new_webhook_secret() -> str:
     return WEBHOOK_SECRET_SCHEME + base64.b64encode(key).decode("ascii")
 
 
-_uuid7_lock = threading.Lock()
-_uuid7_last = (0, 0)  # (milliseconds, counter) of the last id made in this process
-
-
-def _uuid7() -> str:
-    """A time-ordered UUID (RFC 9562 version 7, with a 12-bit counter within a millisecond).
-
-    Outbox rows due at the same instant are sent in id order, so ids that sort by creation
-    keep one write's events (``plan.revised`` before ``checkin.recorded``) in the order
-    they were made, at least within one process.
-    """
-    global _uuid7_last
-    with _uuid7_lock:
-        millis = time.time_ns() // 1_000_000
-        last_millis, counter = _uuid7_last
-        if millis <= last_millis:
-            millis, counter = last_millis, counter + 1
-            if counter > 0xFFF:  # 4096 ids in one millisecond: borrow the next one
-                millis, counter = millis + 1, 0
-        else:
-            counter = 0
-        _uuid7_last = (millis, counter)
-    value = (millis & (2**48 - 1)) << 80
-    value |= 0x7 << 76 | counter << 64
-    value |= 0b10 << 62 | int.from_bytes(secrets.token_bytes(8)) & (2**62 - 1)
-    return str(uuid.UUID(int=value))
-
-
 def _checked_scopes(scopes: Iterable[str] | None) -> list[str]:
     """``None`` → every scope; otherwise known scopes only, at least one, in canonical order."""
     if scopes is None:
@@ -207,136 +169,13 @@ def _checked_scopes(scopes: Iterable[str] | None) -> list[str]:
     return [scope for scope in SCOPES if scope in chosen]
 
 
-def _checked_text(value: str, what: str) -> str:
-    value = value.strip()
-    if not value:
-        raise ValueError(f"{what} must not be empty")
-    if len(value) > _MAX_TEXT_LENGTH:
-        raise ValueError(f"{what} must be at most {_MAX_TEXT_LENGTH} characters")
-    return value
-
-
-class Store:
+class Store(StoreBase):
     """Persistence for API keys, plans, webhooks and idempotency keys (SQLite file by
     default, PostgreSQL by URL)."""
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        echo: bool = False,
-        clock: Callable[[], datetime] | None = None,
-        pool_size: int | None = None,
-    ) -> None:
-        """Create the engine for ``url`` (no connection is opened yet).
-
-        ``clock`` returns the current aware time; tests pass a fake one. The schema is not
-        touched here: call :meth:`upgrade` once at start-up (before forking workers).
-        """
-        self._engine = make_engine(url, echo=echo, pool_size=pool_size)
-        # expire_on_commit=False: rows are converted after the commit without a reload.
-        self._sessions = sessionmaker(self._engine, expire_on_commit=False)
-        self._clock = clock or _utcnow
+    def _prepare_reads(self) -> None:
+        super()._prepare_reads()
         self._reads = _HotReads(self._engine)
-
-    def __repr__(self) -> str:
-        return f"Store({self._engine.url.render_as_string(hide_password=True)!r})"
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.dispose()
-
-    @property
-    def engine(self) -> Engine:
-        """The underlying engine, for migrations tooling and diagnostics."""
-        return self._engine
-
-    def _now(self) -> datetime:
-        return self._clock().astimezone(UTC)
-
-    # -- lifecycle -------------------------------------------------------------------------
-
-    def upgrade(self) -> None:
-        """Bring the schema to the newest revision; a no-op when it is already there.
-
-        The whole upgrade runs in one transaction that also serialises concurrent upgraders
-        (several processes starting at once): SQLite takes its write lock up front and
-        PostgreSQL an advisory lock, so the second process waits and then finds nothing to do.
-        """
-        with self._migration_connection() as connection:
-            command.upgrade(alembic_config(connection), "head")
-
-    def downgrade(self, target: str) -> None:
-        """Take the schema back to revision ``target`` (``"base"``: no tables at all).
-
-        Whatever the undone revisions added is dropped with its data. Runs in one
-        transaction, like :meth:`upgrade`.
-        """
-        with self._migration_connection() as connection:
-            command.downgrade(alembic_config(connection), target)
-
-    @contextmanager
-    def _migration_connection(self) -> Iterator[Connection]:
-        """Yield a connection holding the migration lock; commit when the block succeeds.
-
-        On SQLite, foreign keys are switched off for the duration, as SQLite's documented
-        procedure for schema changes asks: batch mode rebuilds a table by dropping it, and
-        with foreign keys on, dropping ``plans`` would first delete every row of it and so
-        cascade to all revisions and events. ``PRAGMA foreign_key_check`` then verifies the
-        result before the commit. The pragma only works outside a transaction, hence before
-        ``BEGIN IMMEDIATE``, and is restored before the connection goes back to the pool.
-        """
-        with self._engine.connect() as connection:
-            sqlite = connection.dialect.name == "sqlite"
-            if sqlite:
-                connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
-                connection.exec_driver_sql("BEGIN IMMEDIATE")
-            elif connection.dialect.name == "postgresql":
-                connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK_ID})")
-            try:
-                yield connection
-                if sqlite:
-                    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
-                    if broken:
-                        tables = sorted({str(row[0]) for row in broken})
-                        raise StoreError(
-                            f"migration left dangling foreign keys in {', '.join(tables)}; "
-                            "nothing was changed"
-                        )
-                connection.commit()
-            finally:
-                if sqlite:
-                    connection.rollback()  # a no-op after the commit
-                    try:
-                        connection.exec_driver_sql("PRAGMA foreign_keys=ON")
-                        connection.commit()
-                    except BaseException:
-                        connection.invalidate()  # never pool a connection without FKs
-                        raise
-
-    def current_revision(self) -> str | None:
-        """Return the schema revision of the database (``None`` if never upgraded)."""
-        with self._engine.connect() as connection:
-            return current_revision(connection)
-
-    def after_fork(self) -> None:
-        """Drop pooled connections inherited from the parent process without closing them.
-
-        Closing would also close the parent's sockets/file handles; ``close=False`` just
-        forgets them so this process opens its own.
-        """
-        self._engine.dispose(close=False)
-
-    def dispose(self) -> None:
-        """Close all pooled connections (call on shutdown and at the end of tests)."""
-        self._engine.dispose()
 
     # -- API keys --------------------------------------------------------------------------
 
@@ -1218,28 +1057,6 @@ def _held_claim(claim: Claim, action: str) -> tuple[Any, ...]:
     )
 
 
-def _rows_changed(session: Session, statement: Executable) -> int:
-    """How many rows an UPDATE or DELETE changed. The ORM session is not synchronised:
-    the store never holds on to rows that it changes this way."""
-    result = session.execute(statement.execution_options(synchronize_session=False))
-    return cast("CursorResult[Any]", result).rowcount
-
-
-@contextmanager
-def _unwrapped_value_errors() -> Iterator[None]:
-    """Re-raise a bad value's own ``ValueError``/``TypeError`` instead of SQLAlchemy's wrapper.
-
-    A naive datetime or a non-JSON payload is the caller's mistake, and the caller should be
-    able to catch it as such. (The transaction has been rolled back by then.)
-    """
-    try:
-        yield
-    except StatementError as exc:
-        if isinstance(exc.orig, ValueError | TypeError):
-            raise exc.orig from exc
-        raise
-
-
 def _check_plan_id(given: str, expected: str, what: str) -> None:
     if given != expected:
         raise ValueError(f"{what} belongs to plan {given!r}, not {expected!r}")
@@ -1274,52 +1091,6 @@ def _own_webhook(session: Session, organisation: str, webhook_id: str) -> Webhoo
             WebhookRow.id == webhook_id, WebhookRow.organisation == organisation
         )
     ).one_or_none()
-
-
-def _add_outbox_rows(session: Session, events: Sequence[OutboxEvent]) -> list[str]:
-    """Insert one outbox row per (event, subscribed enabled webhook); return the row ids.
-
-    Subscriptions are read in the caller's transaction, so a webhook deleted meanwhile
-    cannot leave a row pointing nowhere (the insert would fail the whole write instead of
-    half-announcing it).
-    """
-    ids: list[str] = []
-    subscribers: dict[str, list[WebhookRow]] = {}
-    for event in events:
-        if event.organisation not in subscribers:
-            subscribers[event.organisation] = list(
-                session.scalars(
-                    select(WebhookRow)
-                    .where(
-                        WebhookRow.organisation == event.organisation,
-                        WebhookRow.disabled_at.is_(None),
-                    )
-                    .order_by(WebhookRow.created_at, WebhookRow.id)
-                )
-            )
-        for webhook in subscribers[event.organisation]:
-            if event.event_type not in webhook.event_types:
-                continue
-            row = WebhookOutboxRow(
-                id=_uuid7(),
-                webhook_id=webhook.id,
-                organisation=event.organisation,
-                event_type=event.event_type,
-                payload=dict(event.payload),
-                created_at=event.occurred_at,
-                attempts=0,
-                next_attempt_at=event.occurred_at,
-                delivered_at=None,
-                last_status=None,
-                last_error=None,
-                gave_up_at=None,
-                replayed_at=None,
-            )
-            session.add(row)
-            ids.append(row.id)
-    if ids:
-        session.flush()
-    return ids
 
 
 def _state_conditions(state: DeliveryState) -> list[Any]:
@@ -1373,16 +1144,6 @@ def _kept_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> dic
 
 
 # -- row <-> record conversion ---------------------------------------------------------------
-
-
-def _by_name(source: Any, target: Callable[..., _T], names: Iterable[str], **given: Any) -> _T:
-    """``target`` built from the same-named attributes of ``source`` (records mirror their
-    rows field by field), ``given`` values taking precedence."""
-    return target(**{name: getattr(source, name) for name in names if name not in given}, **given)
-
-
-def _field_names(record_type: type) -> tuple[str, ...]:
-    return tuple(f.name for f in fields(record_type))
 
 
 _API_KEY_FIELDS = _field_names(ApiKey)
