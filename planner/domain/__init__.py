@@ -33,6 +33,7 @@ from planner.domain.model import (
     Weekday,
 )
 from planner.domain.planning import make_plan
+from planner.domain.scheduling import weekdays_in_order
 
 __all__ = [
     "Alert",
@@ -59,4 +60,5 @@ __all__ = [
     "Weekday",
     "classify",
     "make_plan",
+    "weekdays_in_order",
 ]

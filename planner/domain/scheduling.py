@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -475,13 +475,23 @@ def _time_sessions(
     return tuple(sessions)
 
 
-def weekdays_from_codes(codes: Sequence[str]) -> tuple[Weekday, ...]:
-    """Parse RFC 5545 weekday codes into ISO order without duplicates."""
+def weekdays_in_order(days: Iterable[Weekday | str] | None) -> tuple[Weekday, ...]:
+    """Run days in Monday-first order without repeats, whatever order they came in.
+
+    Takes :class:`Weekday` values or their RFC 5545 codes (any case; blank codes are
+    skipped); ``None`` or no days give an empty tuple.
+
+    >>> weekdays_in_order(["fr", " MO", Weekday.WE, "mo"])
+    (<Weekday.MO: 'MO'>, <Weekday.WE: 'WE'>, <Weekday.FR: 'FR'>)
+
+    Raises:
+        InvalidRequest: a code names no weekday (field ``schedule.run_days``).
+    """
     try:
-        days = {Weekday(code.strip().upper()) for code in codes if code.strip()}
+        chosen = {Weekday(day.strip().upper()) for day in days or () if day.strip()}
     except ValueError as exc:
         raise InvalidRequest(
             "Unknown weekday.",
             {"schedule.run_days": [f"{exc}; use MO, TU, WE, TH, FR, SA or SU."]},
         ) from None
-    return tuple(sorted(days, key=lambda d: d.iso_index))
+    return tuple(day for day in Weekday if day in chosen)

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from planner.domain import InvalidRequest, Plan, PlanRequest, Session, SessionKind, Weekday
-from planner.domain.scheduling import weekdays_from_codes
+from planner.domain.scheduling import weekdays_in_order
 from tests.builders import injury, plan, plan_request, preferences, running
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -268,7 +268,7 @@ def test_every_bad_preference_is_reported_at_once() -> None:
 
 
 def test_weekday_codes_parse_in_iso_order_without_duplicates() -> None:
-    assert weekdays_from_codes(["fr", " MO", "WE", "mo", ""]) == (
+    assert weekdays_in_order(["fr", " MO", "WE", "mo", ""]) == (
         Weekday.MO,
         Weekday.WE,
         Weekday.FR,
@@ -277,5 +277,11 @@ def test_weekday_codes_parse_in_iso_order_without_duplicates() -> None:
 
 def test_unknown_weekday_code_is_refused_naming_the_field() -> None:
     with pytest.raises(InvalidRequest) as caught:
-        weekdays_from_codes(["MO", "XX"])
+        weekdays_in_order(["MO", "XX"])
     assert list(caught.value.errors) == ["schedule.run_days"]
+
+
+def test_no_run_days_stated_gives_none_and_weekday_values_are_taken_as_they_are() -> None:
+    assert weekdays_in_order(None) == ()
+    assert weekdays_in_order([]) == ()
+    assert weekdays_in_order([Weekday.SU, Weekday.MO, Weekday.SU]) == (Weekday.MO, Weekday.SU)
