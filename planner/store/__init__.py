@@ -14,6 +14,7 @@ from planner.store.errors import (
     StaleRevision,
     StoreError,
 )
+from planner.store.keys import hash_secret
 from planner.store.migrate import head_revision
 from planner.store.records import (
     SCOPES,
@@ -38,7 +39,6 @@ from planner.store.store import (
     IDEMPOTENT_HEADERS,
     SETTABLE_PLAN_FIELDS,
     Store,
-    hash_secret,
     new_webhook_secret,
 )
 
