@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from planner.web import server
 
-    class FloorServer(server.PlannerServer):  # type: ignore[misc]
+    class FloorServer(server.PlannerServer):
         def load(self) -> Flask:
             return create_floor_app()
 

@@ -155,8 +155,8 @@ def prepare(port: int, key: str, *, read_plans: int, check_in_plans: int) -> Fix
         feeds_200.append(Call("GET", feed))
         feeds_304.append(Call("GET", feed, {"If-None-Match": etag}))
         gets.append(Call("GET", f"/v1/plans/{plan['id']}", auth))
-    body = json.dumps(payload)
-    posts = [Call("POST", "/v1/plans", {**auth, "Content-Type": "application/json"}, body)]
+    posted = json.dumps(payload)
+    posts = [Call("POST", "/v1/plans", {**auth, "Content-Type": "application/json"}, posted)]
 
     # Round-robin over the plans, so that each plan collects as few events as possible
     # (a check-in replays the plan's events: its cost grows with their number).
@@ -213,7 +213,7 @@ class Measured:
         return statistics.median(r.rps / f.rps for r, f in zip(self.runs, self.floors, strict=True))
 
     def median(self, attribute: str) -> float:
-        return statistics.median(getattr(r, attribute) for r in self.runs)
+        return float(statistics.median(getattr(r, attribute) for r in self.runs))
 
 
 def drive(
