@@ -14,6 +14,7 @@ from planner.store.errors import (
     StaleRevision,
     StoreError,
 )
+from planner.store.idempotency import IDEMPOTENCY_TTL, IDEMPOTENT_HEADERS
 from planner.store.keys import hash_secret
 from planner.store.migrate import head_revision
 from planner.store.records import (
@@ -35,8 +36,6 @@ from planner.store.records import (
     strong_etag,
 )
 from planner.store.store import (
-    IDEMPOTENCY_TTL,
-    IDEMPOTENT_HEADERS,
     SETTABLE_PLAN_FIELDS,
     Store,
     new_webhook_secret,
