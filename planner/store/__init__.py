@@ -35,11 +35,8 @@ from planner.store.records import (
     WebhookRecord,
     strong_etag,
 )
-from planner.store.store import (
-    SETTABLE_PLAN_FIELDS,
-    Store,
-    new_webhook_secret,
-)
+from planner.store.store import SETTABLE_PLAN_FIELDS, Store
+from planner.store.webhooks import new_webhook_secret
 
 __all__ = [
     "IDEMPOTENCY_TTL",
