@@ -17,6 +17,7 @@ from planner.store.errors import (
 from planner.store.idempotency import IDEMPOTENCY_TTL, IDEMPOTENT_HEADERS
 from planner.store.keys import hash_secret
 from planner.store.migrate import head_revision
+from planner.store.plans import SETTABLE_PLAN_FIELDS
 from planner.store.records import (
     SCOPES,
     ApiKey,
@@ -35,7 +36,7 @@ from planner.store.records import (
     WebhookRecord,
     strong_etag,
 )
-from planner.store.store import SETTABLE_PLAN_FIELDS, Store
+from planner.store.store import Store
 from planner.store.webhooks import new_webhook_secret
 
 __all__ = [
