@@ -8,13 +8,28 @@ Rules this module guarantees (design.md §3–4, domain.md A3):
 * running falls only on the runner's run days and never on two consecutive days;
 * timed sessions keep their local wall-clock time across DST changes; a time that
   does not exist on a spring-forward day moves to the first valid instant after it.
+
+Date arithmetic is the standard library's, not dateutil's, on purpose:
+
+* Run-day recurrence (:func:`days_on_weekdays`) is ``FREQ=WEEKLY;BYDAY=…`` and the
+  tests check it against ``dateutil.rrule.rrule``, but the scheduler does not call
+  ``rrule``: it costs about 3 µs per occurrence against a fraction of that for a day
+  step, which made ``make_plan`` some 40 % slower (its budget is in the README's
+  bench); it also yields ``datetime`` rather than ``date``, silently recurs on the
+  start's weekday when BYDAY is empty, and takes the week start from the global
+  ``calendar.firstweekday()`` unless ``wkst`` is given.
+* Durations are whole days (phase lengths, gate extensions) and a weekly template's
+  level is whole weeks since its phase began, ``(day - phase_start).days // 7``;
+  ``timedelta`` is exact for both. No rule counts months, and
+  ``relativedelta(day, start).weeks`` counts only the weeks left after whole months.
+* Zones are ``zoneinfo``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -113,6 +128,29 @@ class _Draft:
         return self.template.levels[self.level_index]
 
 
+@dataclass(frozen=True, slots=True)
+class _Inputs:
+    """What every phase is laid out from."""
+
+    context: Mapping[str, object]
+    run_days: frozenset[int]
+    progress: Progress
+    #: The previous revision's sessions on or before the horizon.
+    past: Sequence[Session]
+
+
+@dataclass(frozen=True, slots=True)
+class _Position:
+    """Where the layout has got to before a phase."""
+
+    #: The phase's first day: the day after the previous phase ends.
+    start: date
+    last_run: date | None
+    #: False once a phase that has begun still waits for its clinician's gate: the
+    #: history of the phases after it was only projected and is laid out again.
+    history_counts: bool = True
+
+
 def schedule(
     protocol: Protocol,
     context: Mapping[str, object],
@@ -144,153 +182,214 @@ def schedule(
     """
     protocol = apply_clearance(protocol, context)  # Triad CRA effects; idempotent
     progress = progress or Progress()
+    inputs = _Inputs(context, _run_day_indexes(preferences), progress, _past(history, progress))
+    first_running = next(
+        (i for i, p in enumerate(protocol.phases) if _has_running(p, context)), None
+    )
+    position = _Position(start, last_run=_last_run(inputs.past))
+    phases: list[Phase] = []
+    drafts: list[_Draft] = []
+    kept: list[Session] = []
+    for index, template in enumerate(protocol.phases):
+        clearance = _clearance_review(index, first_running) if clearance_before_running else None
+        active = _active_templates(template, context, clearance)
+        phase, phase_drafts, phase_history, position = _lay_out_phase(
+            template, active, inputs, position
+        )
+        phases.append(phase)
+        drafts.extend(phase_drafts)
+        kept.extend(phase_history)
+        if template.hold and progress.met_on(template.key) is None:
+            break  # the later phases wait for a clinician's gate
+
+    # History keeps its order; everything new comes after the horizon.
+    return tuple(phases), (
+        *_in_order_of(history, kept),
+        *_time_sessions(drafts, preferences, plan_id),
+    )
+
+
+def _run_day_indexes(preferences: Preferences) -> frozenset[int]:
+    """The run days as weekday numbers (Monday = 0); at least one is required."""
     run_days = frozenset(d.iso_index for d in preferences.run_days)
     if not run_days:
         raise InvalidRequest(
             "No run days.", {"schedule.run_days": ["Give at least one day, e.g. MO,WE,FR."]}
         )
-    first_running = next(
-        (i for i, p in enumerate(protocol.phases) if _has_running(p, context)), None
-    )
+    return run_days
+
+
+def _past(history: Sequence[Session], progress: Progress) -> list[Session]:
+    """The sessions of the previous revision that are history: on or before the horizon."""
     horizon = progress.horizon
-    kept = [s for s in history if horizon is not None and s.date <= horizon]
+    return [s for s in history if horizon is not None and s.date <= horizon]
 
-    phases: list[Phase] = []
+
+def _last_run(sessions: Iterable[Session]) -> date | None:
+    return max((s.date for s in sessions if s.kind.is_running), default=None)
+
+
+def _in_order_of(history: Sequence[Session], kept: Sequence[Session]) -> list[Session]:
+    """``kept`` in the order the sessions had in ``history``."""
+    position = {id(s): i for i, s in enumerate(history)}
+    return sorted(kept, key=lambda s: position[id(s)])
+
+
+def _clearance_review(index: int, first_running: int | None) -> SessionTemplate | None:
+    """The medical-clearance review phase ``index`` adds: on the last day of the phase
+    before the first with running, or on day 0 when running starts at once."""
+    if first_running is None:
+        return None
+    if index + 1 == first_running:
+        return CLEARANCE_TEMPLATE
+    if index == first_running == 0:
+        return replace(CLEARANCE_TEMPLATE, at="start")
+    return None
+
+
+def _active_templates(
+    template: PhaseTemplate, context: Mapping[str, object], clearance: SessionTemplate | None
+) -> list[SessionTemplate]:
+    """The phase's session templates whose condition holds, plus the clearance review
+    unless the phase already has one."""
+    active = [t for t in template.sessions if holds(t.when, context)]
+    if clearance is not None and not any(t.key == CLEARANCE_TEMPLATE.key for t in active):
+        active.append(clearance)
+    return active
+
+
+def _lay_out_phase(
+    template: PhaseTemplate,
+    active: Sequence[SessionTemplate],
+    inputs: _Inputs,
+    at: _Position,
+) -> tuple[Phase, list[_Draft], list[Session], _Position]:
+    """Date one phase: the phase, its new sessions' drafts, the history it keeps and
+    where the next phase starts."""
+    horizon = inputs.progress.horizon
+    # A phase's past sessions are history only once the phase has begun: sessions
+    # projected before its (now later) start never happened and are laid out again.
+    history = (
+        [s for s in inputs.past if s.phase == template.key and s.date >= at.start]
+        if at.history_counts
+        else []
+    )
+    future_from = horizon + _ONE_DAY if horizon is not None and horizon >= at.start else at.start
+    end = _phase_end(template, active, inputs, at, future_from, history)
+    end, history_counts = _wait_for_gate(template, active, inputs.progress, at, end)
+    drafts, last_run = _draft_sessions(template, active, inputs, at, future_from, end, history)
+    phase = Phase(
+        key=template.key,
+        title=template.title,
+        start_date=at.start,
+        end_date=end,
+        goals=template.goals,
+        advance_criteria=template.advance_criteria,
+        guidance=template.guidance,
+    )
+    return phase, drafts, history, _Position(end + _ONE_DAY, last_run, history_counts)
+
+
+def _wait_for_gate(
+    template: PhaseTemplate,
+    active: Sequence[SessionTemplate],
+    progress: Progress,
+    at: _Position,
+    end: date,
+) -> tuple[date, bool]:
+    """A gated phase whose end-of-phase review has passed without a clinician's verdict
+    lasts until the day after the horizon; and while it waits, the later phases'
+    history no longer counts. Returns the end and whether history still counts."""
+    gated = any(t.kind is SessionKind.REVIEW and t.at == "end" for t in active)
+    horizon = progress.horizon
+    if not gated or horizon is None or progress.met_on(template.key) is not None:
+        return end, at.history_counts
+    if at.start <= horizon and progress.frozen_end(template.key) is None and end <= horizon:
+        end = horizon + _ONE_DAY
+    if end > horizon:
+        return end, at.history_counts and at.start > horizon
+    return end, at.history_counts
+
+
+def _draft_sessions(
+    template: PhaseTemplate,
+    active: Sequence[SessionTemplate],
+    inputs: _Inputs,
+    at: _Position,
+    future_from: date,
+    end: date,
+    history: Sequence[Session],
+) -> tuple[list[_Draft], date | None]:
+    """The drafts of the phase's new sessions, numbered after its history, and the
+    day of the last run so far."""
     drafts: list[_Draft] = []
-    frozen: list[Session] = []
-    last_run = max((s.date for s in kept if s.kind.is_running), default=None)
-    gate_open = True  # False once a started phase still waits for its clinician's gate
-    cursor = start
-    for index, template in enumerate(protocol.phases):
-        active = [t for t in template.sessions if holds(t.when, context)]
-        has_clearance = any(t.key == CLEARANCE_TEMPLATE.key for t in active)
-        if clearance_before_running and first_running is not None and not has_clearance:
-            if index + 1 == first_running:
-                active.append(CLEARANCE_TEMPLATE)
-            elif index == first_running == 0:
-                active.append(replace(CLEARANCE_TEMPLATE, at="start"))
-        # A phase's past sessions are history only once the phase has begun: sessions
-        # projected before its (now later) start never happened and are laid out again.
-        history_here = (
-            [s for s in kept if s.phase == template.key and s.date >= cursor] if gate_open else []
-        )
-        future_from = cursor
-        if horizon is not None and horizon >= cursor:
-            future_from = horizon + timedelta(days=1)
-
-        end = _phase_end(
-            template,
-            active,
-            context,
-            cursor,
+    last_run = at.last_run
+    for order, session_template in enumerate(active):
+        key = f"{template.key}/{session_template.key}"
+        done = [s for s in history if s.template_key == key]
+        placed = _place(
+            session_template,
             future_from,
-            run_days,
+            end,
+            inputs.run_days,
             last_run,
-            progress,
-            history_here,
+            state=_state(inputs.progress, key, session_template, done),
+            phase_start=at.start,
+            rest_until=inputs.progress.rest_until,
+            single_done=bool(done),
         )
-        gated = any(t.kind is SessionKind.REVIEW and t.at == "end" for t in active)
-        if (
-            gated
-            and horizon is not None
-            and cursor <= horizon
-            and progress.met_on(template.key) is None
-            and progress.frozen_end(template.key) is None
-            and end <= horizon
-        ):
-            end = horizon + timedelta(days=1)  # the review passed without a gate: wait for it
-        if gated and progress.met_on(template.key) is None and end > (horizon or end):
-            gate_open = gate_open and (horizon is None or cursor > horizon)
-
-        frozen.extend(history_here)
-        for order, session_template in enumerate(active):
-            key = f"{template.key}/{session_template.key}"
-            done = [s for s in history_here if s.template_key == key]
-            placed = _place(
-                session_template,
-                future_from,
-                end,
-                run_days,
-                last_run,
-                state=_state(progress, key, session_template, done),
-                phase_start=cursor,
-                rest_until=progress.rest_until,
-                single_done=bool(done),
+        drafts.extend(
+            _Draft(
+                key=f"{key}/{n}",
+                day=day,
+                phase=template.key,
+                order=order,
+                template=session_template,
+                level_index=level_index,
             )
-            for n, (day, level_index) in enumerate(placed, start=len(done) + 1):
-                drafts.append(
-                    _Draft(
-                        key=f"{key}/{n}",
-                        day=day,
-                        phase=template.key,
-                        order=order,
-                        template=session_template,
-                        level_index=level_index,
-                    )
-                )
-            if _is_running(session_template) and placed:
-                last_run = placed[-1][0]
-        phases.append(
-            Phase(
-                key=template.key,
-                title=template.title,
-                start_date=cursor,
-                end_date=end,
-                goals=template.goals,
-                advance_criteria=template.advance_criteria,
-                guidance=template.guidance,
-            )
+            for n, (day, level_index) in enumerate(placed, start=len(done) + 1)
         )
-        cursor = end + timedelta(days=1)
-        if template.hold and progress.met_on(template.key) is None:
-            break  # the later phases wait for a clinician's gate
-
-    sessions = _time_sessions(drafts, preferences, plan_id)
-    # History keeps its order; everything new comes after the horizon.
-    kept_order = {id(s): i for i, s in enumerate(history)}
-    frozen.sort(key=lambda s: kept_order[id(s)])
-    return tuple(phases), (*frozen, *sessions)
+        if _is_running(session_template) and placed:
+            last_run = placed[-1][0]
+    return drafts, last_run
 
 
 def _phase_end(
     template: PhaseTemplate,
     active: Sequence[SessionTemplate],
-    context: Mapping[str, object],
-    start: date,
+    inputs: _Inputs,
+    at: _Position,
     future_from: date,
-    run_days: frozenset[int],
-    last_run: date | None,
-    progress: Progress,
-    history_here: Sequence[Session],
+    history: Sequence[Session],
 ) -> date:
     """The phase's last day (inclusive): frozen when over, the gate's day when a
     clinician met it, else its length — or its programme's last session — plus any
     extensions from unmet gates."""
+    progress = inputs.progress
     frozen = progress.frozen_end(template.key)
     if frozen is not None:
         return frozen
     met = progress.met_on(template.key)
     if met is not None:
-        return max(met, max((s.date for s in history_here), default=met))
-    days = phase_days(template, context)
+        return max(met, max((s.date for s in history), default=met))
+    days = phase_days(template, inputs.context)
     if days is None:
         programme = _programme_template(template, active)
         key = f"{template.key}/{programme.key}"
-        done = [s for s in history_here if s.template_key == key]
+        done = [s for s in history if s.template_key == key]
         placed = _place(
             programme,
             future_from,
             None,
-            run_days,
-            last_run,
+            inputs.run_days,
+            at.last_run,
             state=_state(progress, key, programme, done),
-            phase_start=start,
+            phase_start=at.start,
             rest_until=progress.rest_until,
         )
-        last = [day for day, _ in placed] + [s.date for s in history_here]
-        end = max(last, default=start)
+        end = max([day for day, _ in placed] + [s.date for s in history], default=at.start)
     else:
-        end = start + timedelta(days=days - 1)
+        end = at.start + timedelta(days=days - 1)
     for gate in progress.unmet_gates(template.key):
         end = max(end, gate.on) + timedelta(days=gate.extend_days)
     return end
@@ -371,9 +470,9 @@ def _place(
     run_days: frozenset[int],
     last_run: date | None,
     *,
-    state: TemplateProgress | None = None,
-    phase_start: date | None = None,
-    rest_until: date | None = None,
+    state: TemplateProgress,
+    phase_start: date,
+    rest_until: date | None,
     single_done: bool = False,
 ) -> list[tuple[date, int]]:
     """Days (and level indexes) of one template's sessions from ``start`` to ``end``
@@ -382,49 +481,74 @@ def _place(
     Levels continue from ``state`` and assume every new session counts. Running never
     lands on or before ``rest_until`` nor the day after another run.
     """
-    phase_start = phase_start or start
-    state = state or TemplateProgress("")
     if template.at is not None:
-        assert end is not None, "single sessions need a phase of known length"
-        day = phase_start if template.at == "start" else end
-        if day < start or (single_done and template.at == "start"):
-            return []
-        return [(day, 0)]
-
-    levels = len(template.levels)
-    spl = template.sessions_per_level
-    total: int | None = None
-    if end is None:
-        total = remaining_sessions(template, state)
-
-    weekdays = set(_candidate_weekdays(template, run_days))
+        return _place_single(template, start, end, phase_start, single_done)
+    total = None if end is not None else remaining_sessions(template, state)
     running = _is_running(template)
     previous = last_run if running else None
     placed: list[tuple[date, int]] = []
-    day = start
-    while (end is None or day <= end) and (total is None or len(placed) < total):
+    weekdays = frozenset(_candidate_weekdays(template, run_days))
+    for day in days_on_weekdays(weekdays, start, end):
+        if total is not None and len(placed) >= total:
+            return placed
         if end is None and (day - start).days > MAX_PROGRAMME_DAYS:
-            raise InvalidRequest(
-                "The running programme cannot be laid out on these run days.",
-                {"schedule.run_days": ["Choose run days with a rest day between them."]},
-            )
-        if (
-            day.weekday() in weekdays
-            and not (
-                template.no_consecutive_days and previous is not None and (day - previous).days == 1
-            )
-            and not (running and rest_until is not None and day <= rest_until)
-        ):
-            if template.advance == "weekly":
-                level = (day - phase_start).days // 7 - state.offset
-            elif spl:
-                level = state.level + (state.counted + len(placed)) // spl
-            else:
-                level = 0
-            placed.append((day, max(0, min(level, levels - 1))))
-            previous = day
-        day += _ONE_DAY
+            break
+        if template.no_consecutive_days and previous is not None and day - previous == _ONE_DAY:
+            continue
+        if running and rest_until is not None and day <= rest_until:
+            continue
+        placed.append((day, _level_index(template, state, day, phase_start, len(placed))))
+        previous = day
+    if total is not None and len(placed) < total:
+        raise InvalidRequest(
+            "The running programme cannot be laid out on these run days.",
+            {"schedule.run_days": ["Choose run days with a rest day between them."]},
+        )
     return placed
+
+
+def _place_single(
+    template: SessionTemplate, start: date, end: date | None, phase_start: date, done: bool
+) -> list[tuple[date, int]]:
+    """A single session on the phase's first or last day, unless that day is past or
+    (first day) it has already happened."""
+    assert end is not None, "single sessions need a phase of known length"
+    day = phase_start if template.at == "start" else end
+    if day < start or (done and template.at == "start"):
+        return []
+    return [(day, 0)]
+
+
+def days_on_weekdays(
+    weekdays: Collection[int], start: date, end: date | None = None
+) -> Iterator[date]:
+    """The days from ``start`` to ``end`` inclusive (without ``end``, for ever) that
+    fall on ``weekdays`` (Monday = 0): what ``FREQ=WEEKLY;BYDAY=…`` from ``start``
+    yields. The tests hold it to dateutil's ``rrule``; why it is not that, see the
+    module docstring.
+
+    >>> [d.isoformat() for d in days_on_weekdays({0, 2}, date(2027, 1, 1), date(2027, 1, 11))]
+    ['2027-01-04', '2027-01-06', '2027-01-11']
+    """
+    day = start
+    while weekdays and (end is None or day <= end):
+        if day.weekday() in weekdays:
+            yield day
+        day += _ONE_DAY
+
+
+def _level_index(
+    template: SessionTemplate, state: TemplateProgress, day: date, phase_start: date, placed: int
+) -> int:
+    """The level of a session on ``day`` after ``placed`` new sessions: by whole weeks
+    into the phase (weekly templates) or by sessions counted, within the levels."""
+    if template.advance == "weekly":
+        level = (day - phase_start).days // 7 - state.offset
+    elif template.sessions_per_level:
+        level = state.level + (state.counted + placed) // template.sessions_per_level
+    else:
+        level = 0
+    return max(0, min(level, len(template.levels) - 1))
 
 
 def _time_sessions(
