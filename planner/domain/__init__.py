@@ -1,8 +1,9 @@
 """The functional core: injury → triage → protocol → dated plan.
 
-Rule: nothing in this package does I/O, reads a clock or the environment, or
-imports Flask, marshmallow, SQLAlchemy or icalendar. Time and identity are inputs.
-``tests/test_architecture.py`` enforces the import rule.
+Rule: nothing in this package does I/O or reads a clock or the environment; time
+and identity are inputs. It imports only the standard library and ``dateutil``
+(nothing of Flask, marshmallow, SQLAlchemy or icalendar), which
+``tests/test_architecture.py`` enforces.
 """
 
 from planner.domain.errors import (
