@@ -14,7 +14,7 @@ call: check a connection out of the engine's pool, execute, convert one row.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Engine, Select
 
@@ -27,12 +27,13 @@ class PreparedRead:
     and goes back to it (rolled back: this only reads) when the call ends.
     """
 
-    def __init__(self, engine: Engine, statement: Select[Any]) -> None:
+    def __init__(self, engine: Engine, statement: Select[*tuple[Any, ...]]) -> None:
         dialect = engine.dialect
         compiled = statement.compile(dialect=dialect)
         self._engine = engine
         self._sql = compiled.string
-        self._names = tuple(column.key for column in statement.selected_columns)
+        # Every selected column has a key (its name or label); the stubs allow None.
+        self._names = tuple(cast(str, column.key) for column in statement.selected_columns)
         self._processors: tuple[Callable[[Any], Any] | None, ...] = tuple(
             column.type.dialect_impl(dialect).result_processor(dialect, None)
             for column in statement.selected_columns

@@ -6,7 +6,7 @@ Online runs use the connection the caller put in ``config.attributes["connection
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from alembic import context
 from alembic.autogenerate.api import AutogenContext
@@ -18,7 +18,7 @@ config = context.config
 target_metadata = Base.metadata
 
 
-def render_item(kind: str, item: Any, autogen_context: AutogenContext) -> str | bool:
+def render_item(kind: str, item: Any, autogen_context: AutogenContext) -> str | Literal[False]:
     """Write ``UTCDateTime`` columns as plain ``sa.DateTime(timezone=True)``.
 
     A revision must keep working after the models change, so generated scripts should not
