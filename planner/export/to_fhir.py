@@ -38,8 +38,8 @@ from planner.domain.model import (
     Session,
     SessionKind,
     SessionTemplate,
-    Step,
 )
+from planner.export.wording import bullet_lines, spell_steps
 
 __all__ = [
     "CARE_PLAN_INTENT_CODES",
@@ -286,10 +286,10 @@ def _phase_activity(plan: Plan, phase: Phase) -> Json:
     """A phase as an activity: its dates (end inclusive, as FHIR periods are), its
     goals and the criteria a clinician checks before the next phase."""
     lines = [
-        *_bullets("Goals", phase.goals),
-        *_bullets("Criteria to advance", phase.advance_criteria),
+        *bullet_lines("Goals:", phase.goals),
+        *bullet_lines("Criteria to advance:", phase.advance_criteria),
     ]
-    lines += _bullets("Guidance", phase.guidance)
+    lines += bullet_lines("Guidance:", phase.guidance)
     detail: Json = {
         "code": {
             "coding": [{"system": PHASE_SYSTEM, "code": phase.key, "display": phase.title}],
@@ -354,24 +354,13 @@ def _session_activity(session: Session) -> Json:
 def _session_description(session: Session) -> str:
     lines = [session.title]
     if session.steps:
-        lines.append(_spell_steps(session.steps, session.repeat))
+        lines.append(spell_steps(session.steps, session.repeat, brief=True))
     elif session.duration_min:
         lines.append(f"{session.duration_min} min.")
     if session.notes:
         lines.append(session.notes)
-    lines += _bullets("Criteria", session.criteria)
+    lines += bullet_lines("Criteria:", session.criteria)
     return "\n".join(lines)
-
-
-def _spell_steps(steps: Sequence[Step], repeat: int | None) -> str:
-    """Intervals in words, e.g. ``Walk 4 min, then run 2 min; repeat 5 times (30 min).``"""
-    text = ", then ".join(f"{s.activity.replace('_', ' ')} {s.minutes} min" for s in steps)
-    text = text[:1].upper() + text[1:]
-    rounds = repeat if repeat and repeat > 1 else 1
-    total = sum(s.minutes for s in steps) * rounds
-    if rounds > 1:
-        return f"{text}; repeat {rounds} times ({total} min)."
-    return f"{text}." if len(steps) == 1 else f"{text} ({total} min)."
 
 
 def _plan_description(plan: Plan) -> str:
@@ -527,8 +516,8 @@ def _phase_action(
     goal_ids: list[str],
     previous: str | None,
 ) -> Json:
-    lines = [*_bullets("Criteria to advance", phase.advance_criteria)]
-    lines += _bullets("Guidance", phase.guidance)
+    lines = [*bullet_lines("Criteria to advance:", phase.advance_criteria)]
+    lines += bullet_lines("Guidance:", phase.guidance)
     rules = [
         f"{rule.days} days when {_condition_text(rule.when)}"
         + (f": {rule.reason}" if rule.reason else "")
@@ -538,7 +527,7 @@ def _phase_action(
         rules.append(f"published range {phase.range_days[0]}–{phase.range_days[1]} days")
     if phase.days is None:
         rules.append("as long as its session programme takes")
-    lines += _bullets("Length", rules)
+    lines += bullet_lines("Length:", rules)
     action: Json = {
         "id": action_id,
         "title": phase.title,
@@ -586,14 +575,14 @@ def _template_action(phase: PhaseTemplate, template: SessionTemplate) -> Json:
         schedule.append(f"when {_condition_text(template.when)}")
     lines = [f"{label}: {', '.join(schedule)}."]
     if len(template.levels) > 1:
-        lines += _bullets("Levels", [_level_text(level) for level in template.levels])
+        lines += bullet_lines("Levels:", [_level_text(level) for level in template.levels])
     else:
         level = template.levels[0]
         if level.steps:
-            lines.append(_spell_steps(level.steps, level.repeat))
+            lines.append(spell_steps(level.steps, level.repeat, brief=True))
         if level.notes:
             lines.append(level.notes)
-    lines += _bullets("Criteria", template.criteria)
+    lines += bullet_lines("Criteria:", template.criteria)
     action: Json = {
         "id": _fhir_id(f"{phase.key}.{template.key}"),
         "title": title,
@@ -607,7 +596,7 @@ def _template_action(phase: PhaseTemplate, template: SessionTemplate) -> Json:
 
 def _level_text(level: Level) -> str:
     if level.steps:
-        return f"{level.title} — {_spell_steps(level.steps, level.repeat)}"
+        return f"{level.title} — {spell_steps(level.steps, level.repeat, brief=True)}"
     if level.duration_min:
         return f"{level.title} — {level.duration_min} min."
     return level.title
@@ -827,10 +816,6 @@ def _word(value: object) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     return str(_value(value))
-
-
-def _bullets(heading: str, items: Sequence[str]) -> list[str]:
-    return [f"{heading}:", *(f"- {item}" for item in items)] if items else []
 
 
 def _days(days: int) -> Json:

@@ -30,8 +30,6 @@ and options, and parses the fast output back with icalendar.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
@@ -40,6 +38,15 @@ from icalendar import Alarm, Calendar, Event, InvalidCalendar, vDuration
 
 from planner.domain.model import Phase, Plan, Session, SessionKind, SessionStatus, Step
 from planner.domain.scheduling import session_uid
+from planner.export.wording import (
+    DIAGNOSIS_WORDS,
+    bullet_lines,
+    clean,
+    keep,
+    names_diagnosis,
+    safe_title,
+    spell_steps,
+)
 
 __all__ = [
     "DIAGNOSIS_WORDS",
@@ -48,6 +55,7 @@ __all__ = [
     "names_diagnosis",
     "render",
     "render_reference",
+    "spell_steps",
 ]
 
 PRODID = "-//stride-back//Return-to-run planner//EN"
@@ -61,32 +69,6 @@ CALENDAR_DESCRIPTION = (
 #: How often clients should re-fetch the feed (RFC 7986 and the Outlook/Google hint).
 REFRESH = timedelta(hours=6)
 DISCLAIMER = "This plan does not replace your clinician's advice."
-
-#: Words that would reveal the diagnosis on a lock screen or a synced server.
-#: Matched case-insensitively as substrings, so "fracture-line" and "Stress" count.
-DIAGNOSIS_WORDS: tuple[str, ...] = (
-    "femoral",
-    "fracture",
-    "stress",
-    "neck",
-    "injury",
-    # the bones of the other sites: naming one names the diagnosis too
-    "femur",
-    "tibia",
-    "fibula",
-    "metatars",
-    "calcane",
-    "pubic",
-    "ramus",
-    "navicular",
-    "malleol",
-    "sesamoid",
-    "patell",
-    "talus",
-)
-_DIAGNOSIS = re.compile("|".join(map(re.escape, DIAGNOSIS_WORDS)), re.IGNORECASE)
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
-_PARENTHESIS = re.compile(r"\s*\([^()]*\)")
 
 #: Neutral titles used when a protocol title would name the diagnosis.
 _KIND_TITLES: dict[SessionKind, str] = {
@@ -179,7 +161,7 @@ def render(plan: Plan, options: FeedOptions | None = None) -> bytes:
                 summary = session.title
                 text = session_description(plan, session, full=True)
             else:
-                summary = _safe_title(session.title, _KIND_TITLES[session.kind])
+                summary = safe_title(session.title, _KIND_TITLES[session.kind])
                 text = session_description(plan, session)
             summary_line = _text_line("SUMMARY", summary)
             categories = _text_line("CATEGORIES", session.kind.value)
@@ -417,7 +399,7 @@ def _session_event(plan: Plan, session: Session, created: datetime, options: Fee
     elif options.detail == "full":
         summary, description = session.title, session_description(plan, session, full=True)
     else:
-        summary = _safe_title(session.title, _KIND_TITLES[session.kind])
+        summary = safe_title(session.title, _KIND_TITLES[session.kind])
         description = session_description(plan, session)
     event = Event.new(
         uid=session.uid,
@@ -494,9 +476,9 @@ def _describe(
     pain_rules: tuple[str, ...],
 ) -> str:
     """Cached because a plan repeats the same few session contents many times."""
-    clean = _keep if full else _clean
+    fit = keep if full else clean
     blocks: list[str] = []
-    notes = " ".join(clean([notes]))
+    notes = " ".join(fit([notes]))
     if notes:
         blocks.append(notes)
     if steps:
@@ -504,9 +486,9 @@ def _describe(
     elif duration_min and kind is not SessionKind.REVIEW:
         blocks.append(f"About {duration_min} min.")
     if kind is SessionKind.REVIEW:
-        blocks.append(_bullets("Checklist:", clean(criteria)))
+        blocks.append("\n".join(bullet_lines("Checklist:", fit(criteria))))
     if kind in _LOADING_KINDS:
-        blocks.append(_bullets("If it hurts:", clean(pain_rules)))
+        blocks.append("\n".join(bullet_lines("If it hurts:", fit(pain_rules))))
     blocks.append(DISCLAIMER)
     return "\n\n".join(block for block in blocks if block)
 
@@ -550,78 +532,20 @@ def _phase_text(
     guidance: tuple[str, ...],
 ) -> str:
     """Cached: the protocol texts are the same for every plan of a protocol."""
-    clean = _keep if full else _clean
+    fit = keep if full else clean
     blocks = [
         heading,
         injury,
-        _bullets("Goals:", clean(goals)),
-        _bullets("Move on when:", clean(advance_criteria)),
-        _bullets("How:", clean(guidance)),
+        "\n".join(bullet_lines("Goals:", fit(goals))),
+        "\n".join(bullet_lines("Move on when:", fit(advance_criteria))),
+        "\n".join(bullet_lines("How:", fit(guidance))),
         DISCLAIMER,
     ]
     return "\n\n".join(block for block in blocks if block)
 
 
-def spell_steps(steps: Sequence[Step], repeat: int | None) -> str:
-    """Interval steps in words, e.g. "Walk 5 min, then run 1 min — repeat 5 times
-    (30 min in all)." so the session can be done from the calendar alone."""
-    parts = [f"{step.activity.replace('_', ' ')} {step.minutes} min" for step in steps]
-    text = ", then ".join(parts)
-    text = text[:1].upper() + text[1:]
-    rounds = repeat if repeat and repeat > 1 else 1
-    total = sum(step.minutes for step in steps) * rounds
-    if rounds > 1:
-        return f"{text} — repeat {rounds} times ({total} min in all)."
-    if len(steps) > 1:
-        return f"{text} ({total} min in all)."
-    return f"{text}."
-
-
-def names_diagnosis(text: str) -> bool:
-    """Whether the text contains one of :data:`DIAGNOSIS_WORDS`."""
-    return _DIAGNOSIS.search(text) is not None
-
-
-def _bullets(heading: str, items: Sequence[str]) -> str:
-    return heading + "".join(f"\n- {item}" for item in items) if items else ""
-
-
-def _sentences(text: str) -> list[str]:
-    return [part for part in _SENTENCE_END.split(text.strip()) if part]
-
-
-def _clean(texts: Iterable[str]) -> list[str]:
-    """The texts with every sentence that names the diagnosis left out. A
-    parenthesis that names it is cut first, so "No progression on imaging (… fracture
-    line …)" keeps its point; a text left empty is dropped."""
-    kept: list[str] = []
-    for text in texts:
-        sentences = [_strip_naming_parentheses(part) for part in _sentences(text)]
-        cleaned = " ".join(part for part in sentences if part and not names_diagnosis(part))
-        if cleaned:
-            kept.append(cleaned)
-    return kept
-
-
-def _keep(texts: Iterable[str]) -> list[str]:
-    """Full detail: every text as written (the plan opted in to naming the diagnosis)."""
-    return [text for text in texts if text]
-
-
-def _strip_naming_parentheses(sentence: str) -> str:
-    if not names_diagnosis(sentence):
-        return sentence
-    return _PARENTHESIS.sub(lambda m: "" if names_diagnosis(m.group()) else m.group(), sentence)
-
-
-@lru_cache(maxsize=1024)
-def _safe_title(title: str, fallback: str) -> str:
-    cleaned = _clean([title])
-    return cleaned[0] if cleaned else fallback
-
-
 def _phase_title(phase: Phase) -> str:
-    return _safe_title(phase.title, phase.key.replace("_", " ").capitalize())
+    return safe_title(phase.title, phase.key.replace("_", " ").capitalize())
 
 
 # --------------------------------------------------------------------------- values

@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import lru_cache
@@ -28,7 +27,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from planner.domain.model import RedFlag, Step
-from planner.export.to_ical import names_diagnosis, spell_steps
+from planner.export.wording import clean_texts, safe_title, spell_steps
 from planner.services import FeedNotFound, served_document
 from planner.web.api import errors
 from planner.web.common import planner
@@ -134,9 +133,6 @@ KIND_LABELS = {
 LOADING_KINDS = frozenset({"walk", "run_walk", "run"})
 STATUS_LABELS = {"active": "Active", "stopped": "On hold", "cancelled": "Cancelled"}
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
-_PARENTHESIS = re.compile(r"\s*\([^()]*\)")
-
 # ------------------------------------------------------------------------- timeline geometry
 
 #: SVG user units; at 375 px wide one unit is about one CSS pixel.
@@ -215,38 +211,6 @@ class AlertView:
     severity: str
     label: str
     text: str
-
-
-def clean_texts(texts: Iterable[str], *, full: bool) -> list[str]:
-    """Protocol texts fit for this plan's privacy setting.
-
-    Unless ``full``, every sentence that names the diagnosis is left out, after cutting a
-    parenthesis that names it (so "No progression on imaging (… line …)" keeps its
-    point); texts left empty are dropped. The calendar feed filters the same way.
-    """
-    kept: list[str] = []
-    for text in texts:
-        if not text:
-            continue
-        if full:
-            kept.append(text)
-            continue
-        sentences = [_strip_naming_parentheses(s) for s in _SENTENCE_END.split(text.strip())]
-        cleaned = " ".join(s for s in sentences if s and not names_diagnosis(s))
-        if cleaned:
-            kept.append(cleaned)
-    return kept
-
-
-def _strip_naming_parentheses(sentence: str) -> str:
-    if not names_diagnosis(sentence):
-        return sentence
-    return _PARENTHESIS.sub(lambda m: "" if names_diagnosis(m.group()) else m.group(), sentence)
-
-
-def _safe_title(title: str, fallback: str, *, full: bool) -> str:
-    cleaned = clean_texts([title], full=full)
-    return cleaned[0] if cleaned else fallback
 
 
 def long_date(day: date) -> str:
@@ -336,7 +300,7 @@ def session_view(
         start=local.isoformat(timespec="minutes") if local else None,
         kind=kind,
         kind_label=kind_label,
-        title=_safe_title(session.get("title") or "", kind_label, full=full),
+        title=safe_title(session.get("title") or "", kind_label, full=full),
         duration_min=duration,
         steps_text=steps_text,
         notes=clean_texts([session.get("notes") or ""], full=full),
@@ -366,7 +330,7 @@ def phase_views(phases: Sequence[Mapping[str, Any]], today: date, *, full: bool)
             PhaseView(
                 number=number,
                 key=phase.get("key", ""),
-                title=_safe_title(phase.get("title") or "", fallback, full=full),
+                title=safe_title(phase.get("title") or "", fallback, full=full),
                 start=start,
                 end=end,
                 days=(end - start).days + 1,
