@@ -17,6 +17,11 @@ design.md §5:
 * the output is byte-stable: timestamps and identities come from the plan, never
   from a clock or a random source, so stored bytes and ETags stay valid.
 
+What each event says — summary, description, categories, span, status,
+transparency, alarm, DTSTAMP and SEQUENCE sources — is decided once, by
+:func:`session_event_fields` and :func:`phase_event_fields`; the two writers below
+differ only in how they serialise those :class:`EventFields`.
+
 icalendar 7 is the model and the parser of record. :func:`render_reference`
 builds the calendar with it and lets it serialise (escaping text, folding lines at
 75 octets, writing CRLF); that costs ~1 ms per event here, most of it in its
@@ -30,11 +35,14 @@ and options, and parses the fast output back with icalendar.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 
 from icalendar import Alarm, Calendar, Event, InvalidCalendar, vDuration
+from icalendar.enums import STATUS, TRANSP
 
 from planner.domain.model import Phase, Plan, Session, SessionKind, SessionStatus, Step
 from planner.domain.scheduling import session_uid
@@ -51,10 +59,14 @@ from planner.export.wording import (
 __all__ = [
     "DIAGNOSIS_WORDS",
     "PRODID",
+    "EventFields",
     "FeedOptions",
+    "calendar_events",
     "names_diagnosis",
+    "phase_event_fields",
     "render",
     "render_reference",
+    "session_event_fields",
     "spell_steps",
 ]
 
@@ -107,91 +119,153 @@ BUSY_TITLE = "Training"
 def render(plan: Plan, options: FeedOptions | None = None) -> bytes:
     """The plan as iCalendar bytes (UTF-8, CRLF, folded): same plan, same bytes.
 
-    Byte for byte what :func:`render_reference` (icalendar) writes, written directly:
-    the constant lines are cached, and so are the escaped and folded SUMMARY and
-    DESCRIPTION lines, since a plan repeats a few session contents many times.
+    Byte for byte what :func:`render_reference` (icalendar) writes, written directly
+    from the same :class:`EventFields`: the constant lines are cached, and so are the
+    escaped and folded SUMMARY and DESCRIPTION lines, since a plan repeats a few
+    session contents many times.
     """
     options = options or FeedOptions()
-    busy, full = options.busy, options.detail == "full"
-    reminder = options.reminder_minutes
-    alarm_trigger = _trigger(reminder) if reminder else ""
-    created = _utc(plan.created_at)
-    created_text = _utc_text(created)
+    created_text = _utc_text(_utc(plan.created_at))
     stamps: dict[datetime, str] = {}  # the few distinct DTSTAMPs of a plan, formatted once
-    out: list[str] = [_calendar_head(busy, plan.id)]
-    if not busy:
-        count = len(plan.phases)
-        for number, phase in enumerate(plan.phases, start=1):
-            stamp = _stamp(stamps, phase.modified_at, created_text)
-            title = phase.title if full else _phase_title(phase)
-            out.append(
-                "BEGIN:VEVENT\r\n"
-                + _text_line("SUMMARY", f"Phase {number} of {count}: {title}")
-                + f"DTSTART;VALUE=DATE:{_date_text(phase.start_date)}\r\n"
-                f"DTEND;VALUE=DATE:{_date_text(phase.end_date + _ONE_DAY)}\r\n"
-                f"DTSTAMP:{stamp}\r\n"
-                + _uid_line(_uid(plan.id, f"phase/{phase.key}"))
-                + f"SEQUENCE:{_sequence(phase.sequence)}\r\n"
-                f"CATEGORIES:phase\r\nCREATED:{created_text}\r\n"
-                + _text_line("DESCRIPTION", phase_description(plan, phase, number, full=full))
-                + f"LAST-MODIFIED:{stamp}\r\n"
-                "STATUS:CONFIRMED\r\nTRANSP:TRANSPARENT\r\nEND:VEVENT\r\n"
-            )
-    show_cancelled = options.show_cancelled
-    for session in plan.sessions:
-        cancelled = session.status is SessionStatus.CANCELLED
-        if cancelled and not show_cancelled:
-            continue
-        stamp = _stamp(stamps, session.modified_at, created_text)
-        if session.start is not None:
-            start, end = _timed_span(session, session.start)
-            when = f"DTSTART:{_utc_text(start)}\r\nDTEND:{_utc_text(end)}\r\n"
-            transparency = "OPAQUE"
-        else:
-            when = (
-                f"DTSTART;VALUE=DATE:{_date_text(session.date)}\r\n"
-                f"DTEND;VALUE=DATE:{_date_text(session.date + _ONE_DAY)}\r\n"
-            )
-            transparency = "TRANSPARENT"
-        if busy:
-            summary, summary_line = BUSY_TITLE, _BUSY_SUMMARY
-            categories = description = ""
-        else:
-            if full:
-                summary = session.title
-                text = session_description(plan, session, full=True)
-            else:
-                summary = safe_title(session.title, _KIND_TITLES[session.kind])
-                text = session_description(plan, session)
-            summary_line = _text_line("SUMMARY", summary)
-            categories = _text_line("CATEGORIES", session.kind.value)
-            description = _text_line("DESCRIPTION", text)
-        alarm = (
-            "BEGIN:VALARM\r\nACTION:DISPLAY\r\n"
-            + _text_line("DESCRIPTION", summary)
-            + alarm_trigger
-            + "END:VALARM\r\n"
-            if reminder and session.start is not None and not cancelled
-            else ""
-        )
-        out.append(
-            "BEGIN:VEVENT\r\n"
-            + summary_line
-            + when
-            + f"DTSTAMP:{stamp}\r\n"
-            + _uid_line(session.uid)
-            + f"SEQUENCE:{_sequence(session.sequence)}\r\n"
-            + categories
-            + f"CREATED:{created_text}\r\n"
-            + description
-            + f"LAST-MODIFIED:{stamp}\r\n"
-            + ("STATUS:CANCELLED\r\n" if cancelled else "STATUS:CONFIRMED\r\n")
-            + f"TRANSP:{transparency}\r\n"
-            + alarm
-            + "END:VEVENT\r\n"
-        )
+    out: list[str] = [_calendar_head(options.busy, plan.id)]
+    for event in calendar_events(plan, options):
+        stamp = _stamp(stamps, event.modified_at, created_text)
+        out.append(_event_text(event, stamp, created_text))
     out.append("END:VCALENDAR\r\n")
     return "".join(out).encode()
+
+
+def _event_text(event: EventFields, stamp: str, created: str) -> str:
+    """One VEVENT, properties in icalendar's canonical order."""
+    start, end = event.start, event.end
+    if isinstance(start, datetime) and isinstance(end, datetime):
+        when = f"DTSTART:{_utc_text(start)}\r\nDTEND:{_utc_text(end)}\r\n"
+    else:
+        when = f"DTSTART;VALUE=DATE:{_date_text(start)}\r\nDTEND;VALUE=DATE:{_date_text(end)}\r\n"
+    summary = event.summary
+    return (
+        "BEGIN:VEVENT\r\n"
+        + _text_line("SUMMARY", summary)
+        + when
+        + f"DTSTAMP:{stamp}\r\n"
+        + _uid_line(event.uid)
+        + f"SEQUENCE:{_sequence(event.sequence)}\r\n"
+        + ("" if event.category is None else _text_line("CATEGORIES", event.category))
+        + f"CREATED:{created}\r\n"
+        + ("" if event.description is None else _text_line("DESCRIPTION", event.description))
+        + f"LAST-MODIFIED:{stamp}\r\n"
+        + _STATUS_LINES[event.status]
+        + _TRANSP_LINES[event.transparency]
+        + (
+            ""
+            if event.reminder_minutes is None
+            else "BEGIN:VALARM\r\nACTION:DISPLAY\r\n"
+            + _text_line("DESCRIPTION", summary)
+            + _trigger(event.reminder_minutes)
+            + "END:VALARM\r\n"
+        )
+        + "END:VEVENT\r\n"
+    )
+
+
+# --------------------------------------------------------------------------- events
+
+
+@dataclass(frozen=True, slots=True)
+class EventFields:
+    """Everything one VEVENT says, decided once so that :func:`render` and
+    :func:`render_reference` can differ only in how they write it."""
+
+    uid: str
+    summary: str
+    #: ``None`` in the busy view: no DESCRIPTION at all.
+    description: str | None
+    #: The one CATEGORIES value, or ``None`` for none (busy view).
+    category: str | None
+    #: Aware UTC datetimes for a timed event; dates (``end`` exclusive) for an all-day one.
+    start: date | datetime
+    end: date | datetime
+    status: STATUS
+    transparency: TRANSP
+    #: A display alarm this long before the start, or ``None`` for no alarm.
+    reminder_minutes: int | None
+    #: The source of DTSTAMP and LAST-MODIFIED; ``None``: the plan's creation.
+    modified_at: datetime | None
+    sequence: int
+
+
+def calendar_events(plan: Plan, options: FeedOptions) -> Iterator[EventFields]:
+    """The feed's events in order: the phases (unless busy), then every session the
+    options keep."""
+    if not options.busy:
+        for number, phase in enumerate(plan.phases, start=1):
+            yield phase_event_fields(plan, phase, number, options)
+    show_cancelled = options.show_cancelled
+    for session in plan.sessions:
+        if session.status is SessionStatus.CANCELLED and not show_cancelled:
+            continue
+        yield session_event_fields(plan, session, options)
+
+
+def session_event_fields(plan: Plan, session: Session, options: FeedOptions) -> EventFields:
+    """A session's VEVENT: timed in UTC (busy time) when it has a start, otherwise
+    all-day (free time).
+
+    DTSTAMP and LAST-MODIFIED are when *this session* last changed, so an event that
+    did not change between revisions is byte-identical and clients leave it alone.
+    """
+    start: date | datetime
+    end: date | datetime
+    if session.start is not None:
+        start, end = _timed_span(session, session.start)
+        transparency = TRANSP.OPAQUE
+    else:
+        start, end = session.date, session.date + _ONE_DAY
+        transparency = TRANSP.TRANSPARENT
+    cancelled = session.status is SessionStatus.CANCELLED
+    category: str | None
+    if options.busy:
+        summary, description, category = BUSY_TITLE, None, None
+    else:
+        full = options.detail == "full"
+        summary = session.title if full else safe_title(session.title, _KIND_TITLES[session.kind])
+        description = session_description(plan, session, full=full)
+        category = session.kind.value
+    reminder = options.reminder_minutes
+    if not reminder or session.start is None or cancelled:
+        reminder = None  # an alarm only before a timed session that still takes place
+    return EventFields(  # positional: half the cost of keywords, once per event
+        session.uid,
+        summary,
+        description,
+        category,
+        start,
+        end,
+        STATUS.CANCELLED if cancelled else STATUS.CONFIRMED,
+        transparency,
+        reminder,
+        session.modified_at,
+        session.sequence,
+    )
+
+
+def phase_event_fields(plan: Plan, phase: Phase, number: int, options: FeedOptions) -> EventFields:
+    """An all-day, free-time event spanning the phase, so the runner sees the stage."""
+    full = options.detail == "full"
+    title = phase.title if full else _phase_title(phase)
+    return EventFields(
+        uid=_uid(plan.id, f"phase/{phase.key}"),
+        summary=f"Phase {number} of {len(plan.phases)}: {title}",
+        description=phase_description(plan, phase, number, full=full),
+        category="phase",
+        start=phase.start_date,
+        end=phase.end_date + _ONE_DAY,
+        status=STATUS.CONFIRMED,
+        transparency=TRANSP.TRANSPARENT,
+        reminder_minutes=None,
+        modified_at=phase.modified_at,
+        sequence=phase.sequence,
+    )
 
 
 # --------------------------------------------------------------------------- writer
@@ -206,6 +280,8 @@ _ONE_DAY = timedelta(days=1)
 #: first line holds at most 74 octets and each continuation a space plus 74.
 _FOLD_OCTETS = 74
 _BACKSLASH, _CARET = ord("\\"), ord("^")
+#: What :func:`_escape` changes: without one of these a text is written as it is.
+_ESCAPED = re.compile(r"[\\;,\r\n]")
 
 
 def _escape(text: str) -> str:
@@ -255,11 +331,15 @@ def _text_line(name: str, value: str) -> str:
 
 
 def _uid_line(uid: str) -> str:
-    """Not cached: every event has its own UID, which would only churn the cache."""
-    return _fold(f"UID:{_escape(uid)}") + "\r\n"
+    """Not cached: every event has its own UID, which would only churn the cache.
+    Our UIDs have nothing to escape, and looking is cheaper than escaping."""
+    if _ESCAPED.search(uid) is not None:
+        uid = _escape(uid)
+    return _fold(f"UID:{uid}") + "\r\n"
 
 
-_BUSY_SUMMARY = f"SUMMARY:{BUSY_TITLE}\r\n"
+_STATUS_LINES = {status: f"STATUS:{status.value}\r\n" for status in STATUS}
+_TRANSP_LINES = {transparency: f"TRANSP:{transparency.value}\r\n" for transparency in TRANSP}
 
 
 def _calendar_head(busy: bool, plan_id: str) -> str:
@@ -287,7 +367,9 @@ def _calendar_properties(busy: bool) -> str:
     )
 
 
+@lru_cache(maxsize=4096)
 def _date_text(day: date) -> str:
+    """Cached: a plan's events fall on a few hundred days, each written twice."""
     return f"{day.year:04}{day.month:02}{day.day:02}"
 
 
@@ -365,86 +447,36 @@ def render_reference(plan: Plan, options: FeedOptions | None = None) -> bytes:
     calendar.add("X-PUBLISHED-TTL", vDuration(REFRESH))
 
     created = _utc(plan.created_at)
-    if not options.busy:
-        for number, phase in enumerate(plan.phases, start=1):
-            calendar.add_component(_phase_event(plan, phase, number, created, options))
-    for session in plan.sessions:
-        if session.status is SessionStatus.CANCELLED and not options.show_cancelled:
-            continue
-        calendar.add_component(_session_event(plan, session, created, options))
-    return calendar.to_ical()
+    for fields in calendar_events(plan, options):
+        calendar.add_component(_event(fields, created))
+    data: bytes = calendar.to_ical()
+    return data
 
 
-# --------------------------------------------------------------------------- events
-
-
-def _session_event(plan: Plan, session: Session, created: datetime, options: FeedOptions) -> Event:
-    """A session's VEVENT: timed in UTC when it has a start, otherwise all-day.
-
-    DTSTAMP and LAST-MODIFIED are when *this session* last changed, so an event that
-    did not change between revisions is byte-identical and clients leave it alone.
-    """
-    stamp = _utc(session.modified_at) if session.modified_at else created
-    start: date | datetime
-    end: date | datetime
-    if session.start is not None:
-        start, end = _timed_span(session, session.start)
-        transparency = "OPAQUE"
-    else:
-        start, end = session.date, session.date + timedelta(days=1)
-        transparency = "TRANSPARENT"
-    cancelled = session.status is SessionStatus.CANCELLED
-    if options.busy:
-        summary, description = BUSY_TITLE, None
-    elif options.detail == "full":
-        summary, description = session.title, session_description(plan, session, full=True)
-    else:
-        summary = safe_title(session.title, _KIND_TITLES[session.kind])
-        description = session_description(plan, session)
+def _event(fields: EventFields, created: datetime) -> Event:
+    """The fields as an icalendar ``Event``, with its alarm if it has one."""
+    stamp = _utc(fields.modified_at) if fields.modified_at else created
     event = Event.new(
-        uid=session.uid,
+        uid=fields.uid,
         stamp=stamp,
         created=created,
         last_modified=stamp,
-        sequence=session.sequence,
-        summary=summary,
-        description=description,
-        start=start,
-        end=end,
-        categories=None if options.busy else [session.kind.value],
-        status="CANCELLED" if cancelled else "CONFIRMED",
-        transparency=transparency,
+        sequence=fields.sequence,
+        summary=fields.summary,
+        description=fields.description,
+        start=fields.start,
+        end=fields.end,
+        categories=() if fields.category is None else [fields.category],
+        status=fields.status,
+        transparency=fields.transparency,
     )
-    if options.reminder_minutes and session.start is not None and not cancelled:
+    if fields.reminder_minutes is not None:
         alarm = Alarm()
         alarm.add("ACTION", "DISPLAY")
-        alarm.add("DESCRIPTION", summary)
-        alarm.add("TRIGGER", timedelta(minutes=-options.reminder_minutes))
+        alarm.add("DESCRIPTION", fields.summary)
+        alarm.add("TRIGGER", timedelta(minutes=-fields.reminder_minutes))
         event.add_component(alarm)
     return event
-
-
-def _phase_event(
-    plan: Plan, phase: Phase, number: int, created: datetime, options: FeedOptions
-) -> Event:
-    """An all-day, free-time event spanning the phase, so the runner sees the stage."""
-    stamp = _utc(phase.modified_at) if phase.modified_at else created
-    full = options.detail == "full"
-    title = phase.title if full else _phase_title(phase)
-    return Event.new(
-        uid=_uid(plan.id, f"phase/{phase.key}"),
-        stamp=stamp,
-        created=created,
-        last_modified=stamp,
-        sequence=phase.sequence,
-        summary=f"Phase {number} of {len(plan.phases)}: {title}",
-        description=phase_description(plan, phase, number, full=full),
-        start=phase.start_date,
-        end=phase.end_date + timedelta(days=1),
-        categories=["phase"],
-        status="CONFIRMED",
-        transparency="TRANSPARENT",
-    )
 
 
 # --------------------------------------------------------------------------- texts
@@ -560,18 +592,23 @@ def _uid(plan_id: str, name: str) -> str:
 def _timed_span(session: Session, start: datetime) -> tuple[datetime, datetime]:
     """A timed session's start and end in UTC; without an end it lasts its duration
     (30 minutes when it has none)."""
-    begin = _utc(start, what=f"session {session.uid} start")
+    begin = _session_utc(start, session, "start")
     if session.end is not None:
-        return begin, _utc(session.end, what=f"session {session.uid} end")
+        return begin, _session_utc(session.end, session, "end")
     return begin, begin + timedelta(minutes=session.duration_min or 30)
 
 
-def _utc(value: datetime, what: str = "") -> datetime:
-    """An aware datetime in UTC. Plan timestamps may arrive naive from a store that
-    drops the offset; they are UTC by convention. A naive session time is refused:
-    its zone is unknown and guessing would move the runner's session."""
+def _session_utc(value: datetime, session: Session, which: str) -> datetime:
+    """A session time in UTC. A naive one is refused: its zone is unknown and
+    guessing would move the runner's session. (The message is built only then.)"""
     if value.tzinfo is None or value.utcoffset() is None:
-        if what:
-            raise ValueError(f"{what} must be timezone-aware, got {value!r}")
+        raise ValueError(f"session {session.uid} {which} must be timezone-aware, got {value!r}")
+    return value.astimezone(UTC)
+
+
+def _utc(value: datetime) -> datetime:
+    """An aware datetime in UTC. Plan timestamps may arrive naive from a store that
+    drops the offset; they are UTC by convention."""
+    if value.tzinfo is None or value.utcoffset() is None:
         return value.replace(tzinfo=UTC)
     return value.astimezone(UTC)
