@@ -20,7 +20,7 @@ from planner.domain.model import FractureSide, Laterality, RiskFactor, Site
 from planner.export import to_ical, to_json
 from planner.schemas.api import PlanCreateSchema
 from planner.schemas.protocol_file import flatten_errors
-from planner.services import build_plan, utcnow
+from planner.service import build_plan, utcnow
 from planner.store import Store, database_url_from_env
 
 
@@ -72,7 +72,7 @@ def worker(interval: float, once: bool) -> None:
     import signal
     import threading
 
-    from planner.webhooks import Deliverer, allow_private_from_env
+    from planner.service.delivery import Deliverer, allow_private_from_env
 
     store = _store()
     deliverer = Deliverer(store, allow_private=allow_private_from_env())

@@ -1,4 +1,4 @@
-"""The persisted plan state (``planner.plan_state``) and the write path that resumes from it.
+"""The persisted plan state (``planner.service.state``) and the write path that resumes from it.
 
 * encode → decode gives back exactly the plan — same types (a ``StrEnum`` member is equal
   to its string, so ``==`` alone would not notice), same time zones, same folds — for
@@ -28,7 +28,6 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import update
 
-from planner import plan_state
 from planner.catalog import protocol_from_document
 from planner.domain.errors import InvalidInjury, InvalidProtocol, PlannerError
 from planner.domain.model import (
@@ -49,12 +48,15 @@ from planner.domain.model import (
 )
 from planner.domain.planning import planning_context
 from planner.domain.progress import Cancel, CheckIn, Gate, revise
-from planner.plan_cache import RecentPlans, SnapshotProtocols
 from planner.schemas.api import PlanCreateSchema
-from planner.services import Planner, encode_state
+from planner.service import Planner
+from planner.service import state as plan_state
+from planner.service.cache import RecentPlans, SnapshotProtocols
+from planner.service.rendering import encode_state
 from planner.store import PlanRecord, Store
 from planner.store.models import PlanRow
 from tests.builders import injury, plan, shipped_catalog
+from tests.clock import Clock
 from tests.domain.test_progress_properties import TIME_ZONES, conservative_requests
 
 # ----------------------------------------------------------------------------- helpers
@@ -385,14 +387,6 @@ class Ids:
 
     def token(self) -> str:
         return f"token-{next(self._tokens):04d}"
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 class CountingPlanner(Planner):

@@ -11,7 +11,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -19,9 +19,10 @@ from typing import Any
 
 import pytest
 
-from planner import webhooks
-from planner.store import DeliveryRecord, DeliveryState, EventRecord, Store, WebhookRecord
-from planner.webhooks import (
+from planner.domain.model import Alert, Athlete, Outcome, PlanStatus, Severity
+from planner.domain.progress import Decision
+from planner.service import delivery, webhooks
+from planner.service.delivery import (
     LEASE,
     Attempt,
     BackgroundDelivery,
@@ -29,7 +30,10 @@ from planner.webhooks import (
     InvalidWebhookUrl,
     check_url,
 )
-from tests.store.conftest import T0, FakeClock, make_plan, make_revision, next_revision
+from planner.store import DeliveryRecord, DeliveryState, Store, WebhookRecord, new_webhook_secret
+from tests import builders
+from tests.clock import Clock
+from tests.store.conftest import T0, make_plan, make_revision
 
 # ----------------------------------------------------------------------------- receiver
 
@@ -146,8 +150,8 @@ def db_url(tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+def clock() -> Clock:
+    return Clock(T0)
 
 
 @pytest.fixture
@@ -166,7 +170,7 @@ def open_store(db_url: str) -> Iterator[Callable[..., Store]]:
 
 
 @pytest.fixture
-def store(open_store: Callable[..., Store], clock: FakeClock) -> Store:
+def store(open_store: Callable[..., Store], clock: Clock) -> Store:
     return open_store(clock=clock)
 
 
@@ -189,7 +193,7 @@ def deliverer(store: Store, **kw: Any) -> Deliverer:
 
 
 def test_sign_reproduces_the_specification_test_vector() -> None:
-    signature = webhooks.sign(
+    signature = delivery.sign(
         "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
         "msg_p5jXN8AQM9LWM0D4loKWxJek",
         1614265330,
@@ -209,9 +213,9 @@ def test_sign_reproduces_the_specification_test_vector() -> None:
 
 def test_sign_refuses_ids_with_dots_and_malformed_secrets() -> None:
     with pytest.raises(ValueError):
-        webhooks.sign(webhooks.new_secret(), "a.b", 1, b"{}")
+        delivery.sign(new_webhook_secret(), "a.b", 1, b"{}")
     with pytest.raises(ValueError):
-        webhooks.sign("whsec_not base64!", "id", 1, b"{}")
+        delivery.sign("whsec_not base64!", "id", 1, b"{}")
 
 
 # ----------------------------------------------------------------------------- delivery
@@ -230,7 +234,7 @@ def test_delivers_a_signed_standard_webhooks_message(store: Store, receiver: Rec
     assert got.headers["webhook-timestamp"] == str(int(T0.timestamp()))
     assert len(got.headers["webhook-signature"].split(" ")) == 1
     assert verify(hook.secret, got.headers, got.body, T0)
-    assert not verify(webhooks.new_secret(), got.headers, got.body, T0)
+    assert not verify(new_webhook_secret(), got.headers, got.body, T0)
     assert not verify(hook.secret, got.headers, got.body + b" ", T0)
     assert json.loads(got.body) == {
         "type": "plan.created",
@@ -404,7 +408,7 @@ def test_a_broken_transport_reschedules_instead_of_stalling(store: Store) -> Non
 
 
 def test_a_rotated_secret_signs_next_to_the_new_one_for_24_hours(
-    store: Store, receiver: Receiver, clock: FakeClock
+    store: Store, receiver: Receiver, clock: Clock
 ) -> None:
     hook = subscribe(store, receiver.url)
     rotated = store.rotate_webhook_secret("acme", hook.id)
@@ -427,7 +431,7 @@ def test_a_rotated_secret_signs_next_to_the_new_one_for_24_hours(
 
 
 def test_replay_sends_the_same_message_again(
-    store: Store, receiver: Receiver, clock: FakeClock
+    store: Store, receiver: Receiver, clock: Clock
 ) -> None:
     hook = subscribe(store, receiver.url)
     webhooks.enqueue(store, "acme", "plan.revised", {"plan_id": "p1"}, now=T0)
@@ -450,7 +454,7 @@ def test_replay_sends_the_same_message_again(
 
 
 def test_a_replay_of_a_given_up_message_has_a_new_24_hour_window(
-    store: Store, receiver: Receiver, clock: FakeClock
+    store: Store, receiver: Receiver, clock: Clock
 ) -> None:
     receiver.respond = lambda r: 500
     hook = subscribe(store, receiver.url)
@@ -477,7 +481,7 @@ def test_a_replay_of_a_given_up_message_has_a_new_24_hour_window(
 
 
 def test_nothing_is_lost_across_a_restart(
-    open_store: Callable[..., Store], receiver: Receiver, clock: FakeClock
+    open_store: Callable[..., Store], receiver: Receiver, clock: Clock
 ) -> None:
     first = open_store(clock=clock)
     hook = subscribe(first, receiver.url)
@@ -498,7 +502,7 @@ def test_nothing_is_lost_across_a_restart(
 
 
 def test_a_worker_dying_mid_delivery_only_delays_the_message(
-    open_store: Callable[..., Store], receiver: Receiver, clock: FakeClock
+    open_store: Callable[..., Store], receiver: Receiver, clock: Clock
 ) -> None:
     first = open_store(clock=clock)
     hook = subscribe(first, receiver.url)
@@ -581,7 +585,7 @@ def test_background_delivery_sends_while_running_and_stops(
 
 
 def test_housekeeping_purges_old_idempotency_keys_and_outbox_rows(
-    store: Store, receiver: Receiver, clock: FakeClock
+    store: Store, receiver: Receiver, clock: Clock
 ) -> None:
     hook = subscribe(store, receiver.url)
     webhooks.enqueue(store, "acme", "plan.created", {}, now=T0)
@@ -605,15 +609,16 @@ def test_housekeeping_purges_old_idempotency_keys_and_outbox_rows(
 
 
 def test_plan_events_for_a_new_plan_and_its_revisions() -> None:
-    alerts = {
-        "alerts": [
-            {"code": "avoid_nsaids", "severity": "info", "message": "No NSAIDs."},
-            {"code": "bone_health_referral", "severity": "warning", "message": "Refer."},
-        ]
-    }
-    plan = make_plan(1, document=json.dumps(alerts).encode())
+    info = Alert(code="avoid_nsaids", severity=Severity.INFO, message="No NSAIDs.")
+    warning = Alert(code="bone_health_referral", severity=Severity.WARNING, message="Refer.")
+    made = builders.plan(plan_id="p-1")
+    plan = replace(
+        made,
+        request=replace(made.request, athlete=Athlete(reference="clinic-1")),
+        alerts=(info, warning),
+    )
 
-    created = webhooks.plan_events(plan, now=T0)
+    created = webhooks.plan_events("acme", plan, now=T0)
     assert [e.event_type for e in created] == ["plan.created", "alert.raised"]
     assert created[0].payload == {
         "plan_id": plan.id,
@@ -621,7 +626,7 @@ def test_plan_events_for_a_new_plan_and_its_revisions() -> None:
         "status": "active",
         "athlete_reference": "clinic-1",
         "links": {"plan": f"/v1/plans/{plan.id}"},
-        "protocol": {"id": "femoral-neck-compression", "version": "1.0.0"},
+        "protocol": {"id": plan.protocol.id, "version": plan.protocol.version},
     }
     assert created[1].payload["alert"] == {
         "code": "bone_health_referral",
@@ -631,34 +636,32 @@ def test_plan_events_for_a_new_plan_and_its_revisions() -> None:
     assert {e.organisation for e in created} == {"acme"}
     assert {e.occurred_at for e in created} == {T0}
 
-    urgent = {"code": "stop_and_refer", "severity": "urgent", "message": "Stop."}
-    stopped = next_revision(
-        plan, document=json.dumps({"alerts": [urgent, *alerts["alerts"]]}).encode()
-    )
-    check_in = EventRecord(
-        plan_id=plan.id,
-        seq=3,
-        kind="check_in",
-        today=T0.date(),
-        recorded_at=T0,
-        key_id=None,
-        payload={"session_uid": "s-1", "pain_during": 6},
-        decision={"outcome": "stop", "reason": "Red flag.", "session_uid": "s-1"},
-        revision=2,
+    urgent = Alert(code="stop_and_refer", severity=Severity.URGENT, message="Stop.")
+    stopped = replace(plan, revision=2, status=PlanStatus.STOPPED, alerts=(urgent, info, warning))
+    check_in = webhooks.CheckInRecorded(
+        date=T0.date().isoformat(),
+        session_uid="s-1",
+        decision=Decision(Outcome.STOP_AND_REFER, "Red flag.", session_uid="s-1"),
     )
     revised = webhooks.plan_events(
-        stopped, previous=plan, kind="check_in", reason="Red flag.", event=check_in, now=T0
+        "acme",
+        stopped,
+        previous=plan,
+        kind="check_in",
+        reason="Red flag.",
+        check_in=check_in,
+        now=T0,
     )
     assert [e.event_type for e in revised] == ["plan.revised", "checkin.recorded", "alert.raised"]
     assert revised[0].payload["kind"] == "check_in"
-    assert revised[1].payload["decision"] == {"outcome": "stop", "reason": "Red flag."}
+    assert revised[1].payload["decision"] == {"outcome": "stop_and_refer", "reason": "Red flag."}
     assert revised[1].payload["session_uid"] == "s-1"
     assert "pain_during" not in json.dumps(revised[1].payload)  # thin: no health details
     assert revised[2].payload["alert"]["code"] == "stop_and_refer"
 
-    cancelled = next_revision(stopped, status="cancelled", document=stopped.document)
+    cancelled = replace(stopped, revision=3, status=PlanStatus.CANCELLED)
     ended = webhooks.plan_events(
-        cancelled, previous=stopped, kind="cancel", reason="Injured again.", now=T0
+        "acme", cancelled, previous=stopped, kind="cancel", reason="Injured again.", now=T0
     )
     assert [e.event_type for e in ended] == ["plan.cancelled"]
     assert ended[0].payload["reason"] == "Injured again."

@@ -14,9 +14,9 @@ from typing import Any
 
 from flask import Flask
 
-from planner.catalog import load_catalog, protocol_dirs
-from planner.services import Planner
-from planner.store import Store, default_database_url
+from planner.catalog import Catalog, load_catalog, protocol_dirs
+from planner.export import exporters_named
+from planner.service import Planner, Store, open_store
 from planner.web import (
     feeds,
     fhir,
@@ -53,24 +53,37 @@ class PlannerFlask(Flask):
         return self.async_to_sync(func) if is_coroutine else func
 
 
-def create_app(config: Mapping[str, Any] | None = None, *, store: Store | None = None) -> Flask:
-    """Build the app. The catalog is validated here: a bad protocol file stops start-up."""
+def create_app(
+    config: Mapping[str, Any] | None = None,
+    *,
+    store: Store | None = None,
+    catalog: Catalog | None = None,
+) -> Flask:
+    """Build the app. The catalog is validated here: a bad protocol file stops start-up.
+
+    ``store`` and ``catalog``: already open and loaded ones to use instead (tests share one
+    catalog; ``PROTOCOLS_DIRS`` is then the caller's to have applied).
+    """
     app = PlannerFlask(__name__)
     app.config.from_mapping(DEFAULTS)
     app.config.from_prefixed_env("PLANNER")
     app.config.from_mapping(config or {})
 
     if store is None:
-        url = app.config["DATABASE_URL"] or default_database_url(Path(app.config["DATA_DIR"]))
-        store = Store(url, pool_size=app.config["DATABASE_POOL_SIZE"])
-        if app.config["UPGRADE_ON_START"]:
-            store.upgrade()
-    catalog = load_catalog(protocol_dirs(app.config["PROTOCOLS_DIRS"]))
-    app.extensions["planner"] = {
-        "store": store,
-        "catalog": catalog,
-        "planner": Planner(catalog=catalog, store=store),
-    }
+        store = open_store(
+            app.config["DATABASE_URL"],
+            Path(app.config["DATA_DIR"]),
+            pool_size=app.config["DATABASE_POOL_SIZE"],
+            upgrade=app.config["UPGRADE_ON_START"],
+        )
+    if catalog is None:
+        catalog = load_catalog(protocol_dirs(app.config["PROTOCOLS_DIRS"]))
+    planner = Planner(
+        catalog=catalog,
+        store=store,
+        exporters=exporters_named(app.config["EXPORTERS"]),
+    )
+    app.extensions["planner"] = {"store": store, "catalog": catalog, "planner": planner}
 
     register_error_handlers(app)
     idempotency.init_app(app)
@@ -88,5 +101,5 @@ def create_app(config: Mapping[str, Any] | None = None, *, store: Store | None =
         health.blp,
     ):
         api.register_blueprint(blueprint)
-    app.wsgi_app = FastPath(app.wsgi_app, app.extensions["planner"]["planner"])  # type: ignore[method-assign]
+    app.wsgi_app = FastPath(app.wsgi_app, planner)  # type: ignore[method-assign]
     return app

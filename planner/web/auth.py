@@ -1,10 +1,20 @@
-"""Bearer API keys: every /v1 route needs one; a key sees only its organisation."""
+"""Bearer API keys: every /v1 route needs one; a key sees only its organisation.
+
+Each /v1 blueprint declares the scopes its routes need when it is protected
+(:func:`protect`), so the check is bound to the blueprint itself: renaming one cannot
+change what its routes require.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, g, request
+from collections.abc import Callable
+from dataclasses import dataclass
 
-from planner.store import ApiKey, Store
+from flask import Blueprint, g, request
+from werkzeug.wrappers import Response
+
+from planner.service import ApiKey
+from planner.web.common import planner
 from planner.web.errors import problem
 
 BEARER_SCHEME = {
@@ -14,57 +24,54 @@ BEARER_SCHEME = {
 }
 
 
-def require_api_key():  # type: ignore[no-untyped-def]
-    """``before_request`` hook: sets ``g.api_key`` or answers 401."""
-    store: Store = current_app.extensions["planner"]["store"]
-    key = key_from_header(request.headers.get("Authorization"), store)
-    if key is None:
-        return problem(
-            401,
-            detail="Send a valid API key: 'Authorization: Bearer <key>'.",
-            code="unauthorized",
-            headers={"WWW-Authenticate": 'Bearer realm="stride-back"'},
-        )
-    g.api_key = key
-    scope = required_scope()
-    if not key.allows(scope):
-        return problem(
-            403,
-            detail=f"This key lacks the {scope!r} scope.",
-            code="insufficient_scope",
-            headers={"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{scope}"'},
-        )
-    return None
+@dataclass(frozen=True, slots=True)
+class Scopes:
+    """The scope a blueprint's reads need and the one its writes need (``admin`` keys
+    have them all)."""
+
+    read: str
+    write: str
+
+    @classmethod
+    def every_route(cls, scope: str) -> Scopes:
+        return cls(read=scope, write=scope)
+
+    def for_method(self, method: str) -> str:
+        return self.read if method in ("GET", "HEAD") else self.write
 
 
-def key_from_header(header: str | None, store: Store) -> ApiKey | None:
-    """The active key an ``Authorization: Bearer <key>`` header names, else ``None``
-    (also the WSGI fast path's check: one definition of who is let in)."""
-    scheme, _, secret = (header or "").partition(" ")
-    if scheme.lower() != "bearer" or not secret.strip():
+PLAN_SCOPES = Scopes(read="plans:read", write="plans:write")
+FEED_ADMIN_SCOPES = Scopes.every_route("feeds:manage")
+WEBHOOK_SCOPES = Scopes.every_route("webhooks:manage")
+
+
+def api_key_check(scopes: Scopes) -> Callable[[], Response | None]:
+    """A ``before_request`` hook that sets ``g.api_key`` or answers 401/403."""
+
+    def require_api_key() -> Response | None:
+        key = planner().authenticate(request.headers.get("Authorization"))
+        if key is None:
+            return problem(
+                401,
+                detail="Send a valid API key: 'Authorization: Bearer <key>'.",
+                code="unauthorized",
+                headers={"WWW-Authenticate": 'Bearer realm="stride-back"'},
+            )
+        g.api_key = key
+        scope = scopes.for_method(request.method)
+        if not key.allows(scope):
+            return problem(
+                403,
+                detail=f"This key lacks the {scope!r} scope.",
+                code="insufficient_scope",
+                headers={"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{scope}"'},
+            )
         return None
-    return store.authenticate(secret.strip())
+
+    return require_api_key
 
 
-#: Blueprints whose every route needs one scope; elsewhere reads need plans:read
-#: and writes plans:write.
-BLUEPRINT_SCOPES = {"feed_admin": "feeds:manage", "webhooks": "webhooks:manage"}
-
-
-def scope_for(blueprint: str, method: str) -> str:
-    """The scope a request to ``blueprint`` with ``method`` needs (``admin`` keys have
-    them all)."""
-    if blueprint in BLUEPRINT_SCOPES:
-        return BLUEPRINT_SCOPES[blueprint]
-    return "plans:read" if method in ("GET", "HEAD") else "plans:write"
-
-
-def required_scope() -> str:
-    """The scope the current request needs."""
-    return scope_for(request.blueprint or "", request.method)
-
-
-def require_json_body():  # type: ignore[no-untyped-def]
+def require_json_body() -> Response | None:
     """``before_request`` hook: 415 for a body that is not JSON, before anything parses it
     (a POST without a body, such as a token rotation, is fine)."""
     if request.method not in ("POST", "PUT", "PATCH"):
@@ -79,12 +86,12 @@ def require_json_body():  # type: ignore[no-untyped-def]
     return None
 
 
-def protect(blueprint: Blueprint) -> Blueprint:
-    """Guard every route of a /v1 blueprint: API key and scope first, then the body's
+def protect(blueprint: Blueprint, scopes: Scopes = PLAN_SCOPES) -> Blueprint:
+    """Guard every route of a /v1 blueprint: API key and ``scopes`` first, then the body's
     type, then the ``Idempotency-Key`` (which needs to know the organisation)."""
     from planner.web.idempotency import begin
 
-    blueprint.before_request(require_api_key)
+    blueprint.before_request(api_key_check(scopes))
     blueprint.before_request(require_json_body)
     blueprint.before_request(begin)
     return blueprint

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from flask import Response, current_app, g, request
 
-from planner.services import Planner, served
-from planner.store import PlanDocument, PlanRecord
+from planner.service import PlanDocument, Planner, PlanRecord, served
 from planner.web.conditional import none_match
 
 ICAL_MIME = "text/calendar"
@@ -13,7 +12,9 @@ JSON_MIME = "application/json"
 
 
 def planner() -> Planner:
-    return current_app.extensions["planner"]["planner"]
+    """The app's use cases: handlers call these and nothing below them."""
+    service: Planner = current_app.extensions["planner"]["planner"]
+    return service
 
 
 def current_key_id() -> int | None:

@@ -22,6 +22,10 @@ DEFAULTS: dict[str, object] = {
     "WEBHOOKS_ALLOW_PRIVATE": False,
     # Deliver webhooks from a thread of each `planner serve` worker; None: only on SQLite.
     "WEBHOOKS_IN_PROCESS": None,
+    # Which exporters render each revision: "fast" (the default) or "reference" (the
+    # marshmallow and icalendar renderers the fast ones are checked against: slower, the
+    # same bytes; the benchmark's "before").
+    "EXPORTERS": "fast",
     # Requests larger than this are refused with 413 before they are parsed.
     "MAX_CONTENT_LENGTH": 64 * 1024,
     "JSON_SORT_KEYS": False,

@@ -16,9 +16,10 @@ anything the fast path would have to refuse or explain: browsers (the feed's hel
 ``?download=1`` or ``?revision=N``, FHIR, a missing, invalid or under-scoped key (401/403
 problems), an unknown token or plan (404), a feed due for its re-render, and any failure.
 The fast path therefore only ever says "here it is" or "not modified", using the app's own
-definitions — :func:`planner.web.auth.key_from_header` and ``scope_for`` for who may read,
-:mod:`planner.web.conditional` for validators, ``services.served`` for the plan's bytes and
-ETag — and tests check both paths answer alike, byte for byte.
+definitions — ``Planner.authenticate`` and the plans blueprint's declared scopes for who
+may read, :func:`planner.web.conditional.feed_answer` for a feed's answer and validators,
+``planner.service.served`` for the plan's bytes and ETag — and tests check both paths
+answer alike, byte for byte.
 """
 
 from __future__ import annotations
@@ -26,17 +27,19 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from planner.services import Planner, served
-from planner.web.auth import key_from_header, scope_for
-from planner.web.conditional import ICAL_CONTENT_TYPE, none_match, not_modified, validators
+from planner import links
+from planner.service import Planner, served
+from planner.web.auth import PLAN_SCOPES
+from planner.web.conditional import ICAL_CONTENT_TYPE, feed_answer, none_match
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 Answer = tuple[str, list[tuple[str, str]], bytes]
 
-_FEEDS = "/feeds/"
-_ICS = ".ics"
-_PLANS = "/v1/plans/"
-_PLAN_READ_SCOPE = scope_for("plans", "GET")
+_FEEDS = links.FEEDS + "/"
+_ICS = links.CALENDAR_SUFFIX
+_PLANS = links.PLANS + "/"
+_PLAN_READ_SCOPE = PLAN_SCOPES.read
+_STATUS_LINES = {200: "200 OK", 304: "304 NOT MODIFIED"}
 
 
 class FastPath:
@@ -74,34 +77,31 @@ class FastPath:
     def _feed(self, environ: dict[str, Any], token: str) -> Answer | None:
         if "html" in environ.get("HTTP_ACCEPT", ""):
             return None  # perhaps a browser: the app decides, and may show the help page
-        if_none_match = environ.get("HTTP_IF_NONE_MATCH")
-        if_modified_since = environ.get("HTTP_IF_MODIFIED_SINCE")
-        conditional = if_none_match is not None or if_modified_since is not None
-        head = self.planner.current_feed_head(token, body=not conditional)
-        if head is None or head.etag is None:
-            return None
-        headers = validators(head)
-        if conditional and not_modified(
-            head.etag, head.last_modified, if_none_match, if_modified_since
-        ):
-            return "304 NOT MODIFIED", headers, b""
-        body = head.body
-        if body is None:
-            body = self.planner.store.get_feed_body(head.plan_id, head.kind)
-            if body is None:  # revoked between the two reads: the app answers 404
-                return None
-        headers += [("Content-Type", ICAL_CONTENT_TYPE), ("Content-Length", str(len(body)))]
-        return "200 OK", headers, body
+        answer = feed_answer(
+            self.planner,
+            token,
+            if_none_match=environ.get("HTTP_IF_NONE_MATCH"),
+            if_modified_since=environ.get("HTTP_IF_MODIFIED_SINCE"),
+            rerender=False,
+        )
+        if answer is None:
+            return None  # unknown, or due for its re-render: the app answers
+        headers = answer.headers
+        if answer.status == 200:
+            headers = [
+                *headers,
+                ("Content-Type", ICAL_CONTENT_TYPE),
+                ("Content-Length", str(len(answer.body))),
+            ]
+        return _STATUS_LINES[answer.status], headers, answer.body
 
     def _plan(self, environ: dict[str, Any], plan_id: str) -> Answer | None:
         if "fhir" in environ.get("HTTP_ACCEPT", ""):
             return None  # a FHIR CarePlan: the app makes it
-        key = key_from_header(environ.get("HTTP_AUTHORIZATION"), self.planner.store)
+        key = self.planner.authenticate(environ.get("HTTP_AUTHORIZATION"))
         if key is None or not key.allows(_PLAN_READ_SCOPE):
             return None  # the app answers 401 or 403
-        document = self.planner.store.get_plan_document(key.organisation, plan_id)
-        if document is None:
-            return None  # the app answers 404
+        document = self.planner.plan_document(key.organisation, plan_id)  # 404: the app's
         body, etag = served(document)
         if_none_match = environ.get("HTTP_IF_NONE_MATCH")
         if if_none_match is not None and none_match(etag, if_none_match):

@@ -15,13 +15,14 @@ from flask import Response, current_app, jsonify, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from planner import links
 from planner.schemas.api import FeedLinksSchema, FeedSettingsSchema
-from planner.services import FeedNotFound, plan_links
-from planner.store import PlanRecord
+from planner.service import FeedNotFound, PlanRecord
+from planner.service.rendering import plan_links
 from planner.web.api import errors, idempotent
-from planner.web.auth import current_organisation, protect
+from planner.web.auth import FEED_ADMIN_SCOPES, current_organisation, protect
 from planner.web.common import ICAL_MIME, bytes_response, current_key_id, planner
-from planner.web.conditional import not_modified, validators
+from planner.web.conditional import feed_answer
 
 blp = Blueprint(
     "feeds",
@@ -32,9 +33,10 @@ admin = protect(
     Blueprint(
         "feed_admin",
         __name__,
-        url_prefix="/v1/plans",
+        url_prefix=links.PLANS,
         description="Rotate, revoke and configure a plan's calendar feeds.",
-    )
+    ),
+    FEED_ADMIN_SCOPES,
 )
 
 
@@ -79,7 +81,7 @@ def _wants_html() -> bool:
     return best == "text/html" and request.accept_mimetypes[ICAL_MIME] < 1
 
 
-@blp.route("/feeds/<token>.ics")
+@blp.route(f"{links.FEEDS}/<token>{links.CALENDAR_SUFFIX}")
 class Feed(MethodView):
     @blp.doc(security=[])
     @blp.response(200, {"type": "string"}, content_type=ICAL_MIME)
@@ -97,25 +99,19 @@ class Feed(MethodView):
         download = request.args.get("download") == "1"
         if _wants_html() and not download:
             return help_page(planner().feed(token)[0])
-        if_none_match = request.headers.get("If-None-Match")
-        if_modified_since = request.headers.get("If-Modified-Since")
-        conditional = if_none_match is not None or if_modified_since is not None
-        # A few columns (and the calendar only when it will surely be sent): a 304 loads
-        # nothing more.
-        head = planner().feed_head(token, body=not conditional)
-        assert head.etag is not None
-        headers = validators(head)
-        if conditional and not_modified(
-            head.etag, head.last_modified, if_none_match, if_modified_since
-        ):
-            return NotModified(status=304, headers=headers)
-        body = head.body
-        if body is None:
-            body = planner().store.get_feed_body(head.plan_id, head.kind)
-        if body is None:  # revoked or deleted between the two reads
+        answer = feed_answer(
+            planner(),
+            token,
+            if_none_match=request.headers.get("If-None-Match"),
+            if_modified_since=request.headers.get("If-Modified-Since"),
+            rerender=True,
+        )
+        if answer is None:  # a revoked busy feed
             raise FeedNotFound("No such feed.")
-        response = bytes_response(body, ICAL_MIME)
-        response.headers.extend(headers)
+        if answer.status == 304:
+            return NotModified(status=304, headers=answer.headers)
+        response = bytes_response(answer.body, ICAL_MIME)
+        response.headers.extend(answer.headers)
         if download:
             response.headers["Content-Disposition"] = 'attachment; filename="return-to-running.ics"'
         return response

@@ -15,7 +15,7 @@ from flask_smorest import Blueprint
 
 from planner import __version__
 from planner.export import to_fhir
-from planner.web.auth import current_organisation, require_api_key
+from planner.web.auth import PLAN_SCOPES, api_key_check, current_organisation
 from planner.web.common import planner
 
 FHIR_MIME = "application/fhir+json"
@@ -35,11 +35,14 @@ blp = Blueprint(
 )
 
 
+_require_api_key = api_key_check(PLAN_SCOPES)
+
+
 @blp.before_request
 def _authenticate():  # type: ignore[no-untyped-def]
-    """Every FHIR read needs a key except the CapabilityStatement."""
+    """Every FHIR read needs a key (reads of plans) except the CapabilityStatement."""
     if request.endpoint != "fhir.Metadata":
-        return require_api_key()
+        return _require_api_key()
     return None
 
 
@@ -90,7 +93,7 @@ class PlanDefinition(MethodView):
     @outcomes(401, 404)
     def get(self, protocol_id: str) -> Response:
         """Read a protocol as a FHIR R4 PlanDefinition (clinical-protocol)"""
-        protocol = current_app.extensions["planner"]["catalog"].get(protocol_id)
+        protocol = planner().catalog.get(protocol_id)
         return fhir_response(to_fhir.plan_definition(protocol, base_url=base_url()))
 
 

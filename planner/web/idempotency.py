@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import hashlib
 
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Response, g, request
 
-from planner.store import Claim, ClaimState, Store
+from planner.service import Claim, ClaimState
+from planner.web.common import planner
 from planner.web.errors import problem
 
 HEADER = "Idempotency-Key"
@@ -33,10 +34,6 @@ PARAMETER = {
 }
 
 
-def store() -> Store:
-    return current_app.extensions["planner"]["store"]
-
-
 def begin():  # type: ignore[no-untyped-def]
     """``before_request`` (after authentication): claim the key or answer from it."""
     key = request.headers.get(HEADER)
@@ -49,8 +46,8 @@ def begin():  # type: ignore[no-untyped-def]
             code="invalid_idempotency_key",
         )
     fingerprint = hashlib.sha256(request.get_data(cache=True)).hexdigest()
-    claim = store().claim_idempotency(
-        g.api_key.organisation, key, "POST", request.path, fingerprint, wait=WAIT_SECONDS
+    claim = planner().claim_idempotency(
+        g.api_key.organisation, key, request.path, fingerprint, wait=WAIT_SECONDS
     )
     if claim.state is ClaimState.REPLAY and claim.response is not None:
         replay = Response(claim.response.body, status=claim.response.status)
@@ -80,9 +77,9 @@ def finish(response: Response) -> Response:
     claim: Claim | None = g.pop("idempotency_claim", None)
     if claim is not None:
         if response.status_code >= 500:
-            store().release_idempotency(claim)
+            planner().release_idempotency(claim)
         else:
-            store().complete_idempotency(
+            planner().complete_idempotency(
                 claim,
                 status=response.status_code,
                 headers=response.headers,
@@ -95,7 +92,7 @@ def abandon(_: BaseException | None) -> None:
     """``teardown_request``: a request that died without a response frees its key."""
     claim: Claim | None = g.pop("idempotency_claim", None)
     if claim is not None:
-        store().release_idempotency(claim)
+        planner().release_idempotency(claim)
 
 
 def init_app(app: Flask) -> None:

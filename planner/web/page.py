@@ -26,9 +26,10 @@ from flask import Response, render_template, send_from_directory, url_for
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from planner import links
 from planner.domain.model import RedFlag, Step
 from planner.export.wording import clean_texts, safe_title, spell_steps
-from planner.services import FeedNotFound, served_document
+from planner.service import FeedNotFound, served_document
 from planner.web.api import errors
 from planner.web.common import planner
 from planner.web.feeds import subscribe_links
@@ -36,7 +37,7 @@ from planner.web.feeds import subscribe_links
 blp = Blueprint(
     "page",
     __name__,
-    url_prefix="/p",
+    url_prefix=links.PAGES,
     template_folder="templates",
     description="The runner's plan page: no API key, the feed token is the secret.",
 )

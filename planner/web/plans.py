@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import json
+from datetime import datetime
 from typing import Any
 
 from flask import Response, jsonify, request, url_for
@@ -10,6 +12,8 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import RAISE
 
+from planner import links
+from planner.domain.errors import PlannerError
 from planner.schemas.api import (
     PageArgsSchema,
     PlanCreateSchema,
@@ -17,8 +21,8 @@ from planner.schemas.api import (
     PlanSchema,
     RevisionArgsSchema,
 )
-from planner.services import plan_links
-from planner.store import PlanRecord
+from planner.service import PlanRecord
+from planner.service.rendering import plan_links
 from planner.web.api import errors, idempotent
 from planner.web.auth import current_organisation, protect
 from planner.web.common import (
@@ -36,7 +40,7 @@ blp = protect(
     Blueprint(
         "plans",
         __name__,
-        url_prefix="/v1/plans",
+        url_prefix=links.PLANS,
         description="Dated return-to-run plans made from an injury classification.",
     )
 )
@@ -58,9 +62,14 @@ class Plans(MethodView):
         if "status" in filters:
             filters["status"] = filters["status"].value
         size = args["page_size"]
-        records, total, cursor = planner().list_plans(
-            current_organisation(), page_size=size, cursor=args.get("cursor"), **filters
+        given = args.get("cursor")
+        records, total, more = planner().list_plans(
+            current_organisation(),
+            page_size=size,
+            before=decode_cursor(given) if given else None,
+            **filters,
         )
+        cursor = encode_cursor(records[-1]) if more else None
         query = {"page_size": size, **filters}
         return jsonify(
             {
@@ -193,3 +202,24 @@ def summary(record: PlanRecord) -> dict[str, Any]:
 
 def _cursor(cursor: str | None) -> dict[str, str]:
     return {"cursor": cursor} if cursor else {}
+
+
+class InvalidCursor(PlannerError):
+    code = "invalid_request"
+
+
+def encode_cursor(record: PlanRecord) -> str:
+    """An opaque, URL-safe position after ``record`` in newest-first order."""
+    raw = json.dumps([record.created_at.isoformat(), record.id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created, plan_id = json.loads(raw)
+        return datetime.fromisoformat(created), str(plan_id)
+    except (ValueError, TypeError) as exc:
+        raise InvalidCursor(
+            "Invalid cursor.", {"cursor": ["Use the links.next of the previous page."]}
+        ) from exc

@@ -8,6 +8,7 @@ from flask import Response, g, jsonify, request, url_for
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from planner import links
 from planner.export import to_json
 from planner.schemas.api import (
     CancelSchema,
@@ -17,18 +18,18 @@ from planner.schemas.api import (
     RecordedSchema,
     RevisionListSchema,
 )
-from planner.services import Recorded, served
-from planner.store import ApiKey, EventRecord
+from planner.service import ApiKey, EventRecord, Precondition, Recorded, served
 from planner.web.api import errors, idempotent
 from planner.web.auth import current_organisation, protect
 from planner.web.common import current_key_id, planner
+from planner.web.conditional import if_match
 from planner.web.idempotency import PARAMETER as IDEMPOTENCY_KEY
 
 blp = protect(
     Blueprint(
         "progress",
         __name__,
-        url_prefix="/v1/plans",
+        url_prefix=links.PLANS,
         description=(
             "Record how sessions went and what the clinician decided; the plan is "
             "revised (criteria-gated, pain rules of the protocol) and every revision kept."
@@ -43,6 +44,11 @@ IF_MATCH = {
     "description": "The plan's ETag as you read it; a newer plan makes this a 412.",
     "schema": {"type": "string"},
 }
+
+
+def _precondition() -> Precondition | None:
+    header = request.headers.get("If-Match")
+    return None if header is None else if_match(header)
 
 
 def _recorded(result: Recorded) -> Response:
@@ -93,7 +99,7 @@ class CheckIns(MethodView):
             plan_id,
             payload,
             key_id=current_key_id(),
-            if_match=request.headers.get("If-Match"),
+            precondition=_precondition(),
         )
         return _recorded(result)
 
@@ -102,7 +108,7 @@ class CheckIns(MethodView):
     def get(self, plan_id: str) -> Response:
         """List the plan's check-ins with their decisions, oldest first"""
         events = planner().events(current_organisation(), plan_id, kind="check_in")
-        keys = planner().store.key_names(e.key_id for e in events)
+        keys = planner().key_names(e.key_id for e in events)
         return jsonify({"items": [_event(e, keys) for e in events]})
 
 
@@ -126,7 +132,7 @@ class PhaseGate(MethodView):
             phase_key,
             payload,
             key_id=current_key_id(),
-            if_match=request.headers.get("If-Match"),
+            precondition=_precondition(),
         )
         return _recorded(result)
 
@@ -150,7 +156,7 @@ class CancelPlan(MethodView):
             plan_id,
             payload,
             key_id=current_key_id(),
-            if_match=request.headers.get("If-Match"),
+            precondition=_precondition(),
         )
         return _recorded(result)
 
@@ -162,7 +168,7 @@ class Revisions(MethodView):
     def get(self, plan_id: str) -> Response:
         """List every revision of the plan: when, by which key, and why"""
         revisions = planner().revisions(current_organisation(), plan_id)
-        names = planner().store.key_names(r.key_id for r in revisions)
+        names = planner().key_names(r.key_id for r in revisions)
         items = [
             {
                 "revision": r.revision,
@@ -170,7 +176,7 @@ class Revisions(MethodView):
                 "kind": r.kind,
                 "reason": r.reason,
                 "key": names.get(r.key_id) if r.key_id else None,
-                "links": {"self": f"/v1/plans/{plan_id}?revision={r.revision}"},
+                "links": {"self": links.plan_revision(plan_id, r.revision)},
             }
             for r in revisions
         ]

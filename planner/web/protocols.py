@@ -4,28 +4,29 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from planner import links
 from planner.catalog import Catalog
 from planner.domain.model import Protocol
 from planner.schemas.api import ProtocolListSchema, ProtocolSchema
 from planner.web.api import errors
 from planner.web.auth import protect
+from planner.web.common import planner
 
 blp = protect(
     Blueprint(
         "protocols",
         __name__,
-        url_prefix="/v1/protocols",
+        url_prefix=links.PROTOCOLS,
         description="Evidence-based protocols the planner follows, as validated data.",
     )
 )
 
 
 def catalog() -> Catalog:
-    return current_app.extensions["planner"]["catalog"]
+    return planner().catalog
 
 
 @blp.route("")

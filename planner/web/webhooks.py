@@ -1,7 +1,8 @@
 """Webhooks: an organisation's subscriptions, their signing secrets and their deliveries.
 
 Messages are sent by ``planner worker`` (or a thread of ``planner serve`` on the embedded
-database) from a persistent outbox, signed per Standard Webhooks; see ``planner.webhooks``.
+database) from a persistent outbox, signed per Standard Webhooks; see
+``planner.service.webhooks`` and ``planner.service.delivery``.
 """
 
 from __future__ import annotations
@@ -13,54 +14,33 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
-from planner.domain.errors import PlannerError
+from planner import links
 from planner.schemas.api import StrictSchema
-from planner.store import DeliveryRecord, DeliveryState, Store, WebhookRecord
-from planner.web.api import errors, idempotent
-from planner.web.auth import current_organisation, protect
-from planner.webhooks import (
+from planner.service import (
     EVENT_TYPES,
     BackgroundDelivery,
-    Deliverer,
-    InvalidWebhookUrl,
-    check_url,
+    DeliveryRecord,
+    DeliveryState,
+    Planner,
+    WebhookRecord,
 )
+from planner.web.api import errors, idempotent
+from planner.web.auth import WEBHOOK_SCOPES, current_organisation, protect
+from planner.web.common import planner
 
 blp = protect(
     Blueprint(
         "webhooks",
         __name__,
-        url_prefix="/v1/webhooks",
+        url_prefix=links.WEBHOOKS,
         description=(
             "Get told when plans change: signed (Standard Webhooks) POSTs to your URL, "
             "retried for 24 hours, with a delivery log and replay. Needs a key with the "
             "`webhooks:manage` scope."
         ),
-    )
+    ),
+    WEBHOOK_SCOPES,
 )
-
-
-# ----------------------------------------------------------------------------- errors
-
-
-class WebhookNotFound(PlannerError):
-    code = "webhook_not_found"
-
-
-class DeliveryNotFound(PlannerError):
-    code = "delivery_not_found"
-
-
-class InvalidWebhook(PlannerError):
-    """The URL cannot receive webhooks (HTTP 422)."""
-
-    code = "invalid_webhook"
-
-
-class WebhookDisabled(PlannerError):
-    """The receiver answered 410 Gone, so nothing more is sent to it (HTTP 409)."""
-
-    code = "webhook_disabled"
 
 
 # ----------------------------------------------------------------------------- schemas
@@ -162,17 +142,6 @@ class DeliveryPageSchema(Schema):
 # ----------------------------------------------------------------------------- helpers
 
 
-def _store() -> Store:
-    return current_app.extensions["planner"]["store"]
-
-
-def _webhook(webhook_id: str) -> WebhookRecord:
-    record = _store().get_webhook(current_organisation(), webhook_id)
-    if record is None:
-        raise WebhookNotFound(f"No webhook {webhook_id!r} in your organisation.")
-    return record
-
-
 def _view(record: WebhookRecord, *, with_secret: bool = False) -> dict[str, Any]:
     view: dict[str, Any] = {
         "id": record.id,
@@ -213,13 +182,9 @@ def _delivery(record: DeliveryRecord) -> dict[str, Any]:
     )
 
 
-def _checked_url(url: str) -> str:
-    try:
-        return check_url(
-            url.strip(), allow_private=bool(current_app.config.get("WEBHOOKS_ALLOW_PRIVATE"))
-        )
-    except InvalidWebhookUrl as exc:
-        raise InvalidWebhook("The webhook URL cannot be used.", {"url": [str(exc)]}) from None
+def _allow_private() -> bool:
+    """``WEBHOOKS_ALLOW_PRIVATE``: receivers on private or loopback addresses are allowed."""
+    return bool(current_app.config.get("WEBHOOKS_ALLOW_PRIVATE"))
 
 
 # ----------------------------------------------------------------------------- routes
@@ -231,7 +196,7 @@ class Webhooks(MethodView):
     @errors(blp, 401)
     def get(self) -> Response:
         """List your organisation's webhooks (without their secrets)"""
-        records = _store().list_webhooks(current_organisation())
+        records = planner().list_webhooks(current_organisation())
         return jsonify({"items": [_view(r) for r in records]})
 
     @blp.arguments(WebhookCreateSchema())
@@ -255,8 +220,11 @@ class Webhooks(MethodView):
         with exponential backoff for 24 hours. 410 Gone disables the webhook. The secret
         is shown only in this response.
         """
-        record = _store().create_webhook(
-            current_organisation(), _checked_url(payload["url"]), payload["event_types"]
+        record = planner().create_webhook(
+            current_organisation(),
+            payload["url"],
+            payload["event_types"],
+            allow_private=_allow_private(),
         )
         response = jsonify(_view(record, with_secret=True))
         response.status_code = 201
@@ -270,14 +238,13 @@ class Webhook(MethodView):
     @errors(blp, 401, 404)
     def get(self, webhook_id: str) -> Response:
         """Show a webhook (without its secret)"""
-        return jsonify(_view(_webhook(webhook_id)))
+        return jsonify(_view(planner().get_webhook(current_organisation(), webhook_id)))
 
     @blp.response(204)
     @errors(blp, 401, 404)
     def delete(self, webhook_id: str) -> Response:
         """Delete a webhook: nothing more is sent, pending deliveries are dropped"""
-        if not _store().delete_webhook(current_organisation(), webhook_id):
-            raise WebhookNotFound(f"No webhook {webhook_id!r} in your organisation.")
+        planner().delete_webhook(current_organisation(), webhook_id)
         return Response(status=204)
 
 
@@ -292,9 +259,7 @@ class WebhookSecret(MethodView):
         Answers with the new secret. For 24 hours messages carry two signatures, by the
         new and by the old secret, so the receiver can switch over without losing any.
         """
-        record = _store().rotate_webhook_secret(current_organisation(), webhook_id)
-        if record is None:
-            raise WebhookNotFound(f"No webhook {webhook_id!r} in your organisation.")
+        record = planner().rotate_webhook_secret(current_organisation(), webhook_id)
         response = jsonify(_view(record, with_secret=True))
         response.status_code = 201
         return response
@@ -311,9 +276,8 @@ class Deliveries(MethodView):
         `status`: `pending` (waiting for its next attempt), `delivered` or `failed`
         (given up after 24 hours). Paged with `page` and `page_size` (1–100).
         """
-        _webhook(webhook_id)
         page, size = args["page"], args["page_size"]
-        records, total = _store().list_deliveries(
+        records, total = planner().list_deliveries(
             current_organisation(),
             webhook_id,
             limit=size,
@@ -349,9 +313,7 @@ class Delivery(MethodView):
     @errors(blp, 401, 404)
     def get(self, webhook_id: str, delivery_id: str) -> Response:
         """Show one delivery: its attempts, the last answer and the message's data"""
-        record = _store().get_delivery(current_organisation(), webhook_id, delivery_id)
-        if record is None:
-            raise DeliveryNotFound(f"No delivery {delivery_id!r} for webhook {webhook_id!r}.")
+        record = planner().get_delivery(current_organisation(), webhook_id, delivery_id)
         return jsonify(_delivery(record))
 
 
@@ -367,15 +329,7 @@ class Replay(MethodView):
         whether it was delivered, given up or still pending. 409 if the webhook was
         disabled because its receiver answered 410 Gone.
         """
-        webhook = _webhook(webhook_id)
-        if not webhook.enabled:
-            raise WebhookDisabled(
-                "The receiver answered 410 Gone and the webhook was disabled: "
-                "create a new webhook to receive messages again."
-            )
-        record = _store().replay_delivery(current_organisation(), webhook_id, delivery_id)
-        if record is None:
-            raise DeliveryNotFound(f"No delivery {delivery_id!r} for webhook {webhook_id!r}.")
+        record = planner().replay_delivery(current_organisation(), webhook_id, delivery_id)
         response = jsonify(_delivery(record))
         response.status_code = 202
         return response
@@ -394,13 +348,12 @@ def start_background_delivery(app: Flask, *, interval: float = 1.0) -> Backgroun
     safe, claims keep them apart. Returns the running delivery (also kept in
     ``app.extensions["planner"]["webhook_delivery"]``), or ``None``.
     """
-    store: Store = app.extensions["planner"]["store"]
-    enabled = app.config.get("WEBHOOKS_IN_PROCESS")
-    if enabled is None:
-        enabled = store.engine.dialect.name == "sqlite"
-    if not enabled:
-        return None
-    deliverer = Deliverer(store, allow_private=bool(app.config.get("WEBHOOKS_ALLOW_PRIVATE")))
-    background = BackgroundDelivery(deliverer, interval=interval).start()
-    app.extensions["planner"]["webhook_delivery"] = background
+    service: Planner = app.extensions["planner"]["planner"]
+    background = service.start_delivery(
+        in_process=app.config.get("WEBHOOKS_IN_PROCESS"),
+        allow_private=bool(app.config.get("WEBHOOKS_ALLOW_PRIVATE")),
+        interval=interval,
+    )
+    if background is not None:
+        app.extensions["planner"]["webhook_delivery"] = background
     return background

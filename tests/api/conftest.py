@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,8 @@ from flask.testing import FlaskClient
 from planner.store import Store
 from planner.web import create_app
 from tests.api.contract import Contract
+from tests.builders import shipped_catalog
+from tests.clock import Clock
 from tests.pg import SQLITE, postgres_database
 
 EXAMPLE_PLAN: dict[str, Any] = {
@@ -51,7 +53,7 @@ def database_url(
 
 @pytest.fixture
 def app(database_url: str) -> Iterator[Flask]:
-    app = create_app({"TESTING": True, "DATABASE_URL": database_url})
+    app = create_app({"TESTING": True, "DATABASE_URL": database_url}, catalog=shipped_catalog())
     yield app
     app.extensions["planner"]["store"].dispose()
 
@@ -83,20 +85,6 @@ def other_auth(store: Store) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def contract() -> Contract:
     return Contract.load()
-
-
-class Clock:
-    """A settable clock for the service: tests walk through the plan's dates."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def on(self, day: date | str, hour: int = 20) -> None:
-        day = date.fromisoformat(day) if isinstance(day, str) else day
-        self.now = datetime.combine(day, time(hour), UTC)
 
 
 @pytest.fixture

@@ -13,7 +13,8 @@ from werkzeug.test import Client
 
 from planner.store import Store
 from planner.web.fast_path import FastPath
-from tests.api.conftest import EXAMPLE_PLAN, Clock
+from tests.api.conftest import EXAMPLE_PLAN
+from tests.clock import Clock
 
 
 class Counting:

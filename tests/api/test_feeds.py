@@ -13,8 +13,9 @@ from icalendar import Calendar
 from werkzeug.http import http_date, parse_date
 
 from planner.export import to_ical
-from tests.api.conftest import EXAMPLE_PLAN, Clock
+from tests.api.conftest import EXAMPLE_PLAN
 from tests.api.contract import Contract
+from tests.clock import Clock
 
 DIAGNOSIS = ("femoral", "fracture", "stress", "neck", "injury")
 

@@ -14,8 +14,9 @@ from icalendar import Calendar
 
 from planner.store import Store
 from planner.web import create_app
-from tests.api.conftest import EXAMPLE_PLAN, Clock
+from tests.api.conftest import EXAMPLE_PLAN
 from tests.api.contract import Contract
+from tests.clock import Clock
 
 
 def post_plan(
@@ -457,7 +458,7 @@ def test_the_plan_etag_changes_exactly_when_the_served_bytes_do(
 )
 def test_the_compiled_feed_settings_dumper_equals_marshmallow(settings: dict[str, Any]) -> None:
     from planner.schemas.api import FeedSettingsSchema
-    from planner.services import dump_feed_settings
+    from planner.service.rendering import dump_feed_settings
 
     schema = FeedSettingsSchema()
     loaded = schema.load(settings)

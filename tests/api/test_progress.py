@@ -11,8 +11,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from icalendar import Calendar
 
-from tests.api.conftest import EXAMPLE_PLAN, Clock
+from tests.api.conftest import EXAMPLE_PLAN
 from tests.api.contract import Contract
+from tests.clock import Clock
 
 
 @pytest.fixture

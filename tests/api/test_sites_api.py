@@ -11,8 +11,9 @@ from flask.testing import FlaskClient
 
 from planner.domain import Site
 from planner.store import Store
-from tests.api.conftest import EXAMPLE_PLAN, Clock
+from tests.api.conftest import EXAMPLE_PLAN
 from tests.api.contract import Contract
+from tests.clock import Clock
 
 
 def body(injury: dict[str, Any], **changes: Any) -> dict[str, Any]:

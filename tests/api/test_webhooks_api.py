@@ -15,12 +15,12 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from planner import webhooks
+from planner.service import webhooks
+from planner.service.delivery import Deliverer
 from planner.store import Store
 from planner.web import errors as web_errors
 from planner.web import webhooks as webhooks_web
 from planner.web.webhooks import start_background_delivery
-from planner.webhooks import Deliverer
 from tests.api.contract import Contract
 from tests.test_webhooks import Receiver, verify
 

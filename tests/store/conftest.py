@@ -14,22 +14,10 @@ from sqlalchemy import Engine, inspect, text
 
 from planner.store import EventRecord, PlanRecord, RevisionRecord, Store, strong_etag
 from planner.store.engine import make_engine
+from tests.clock import Clock
 from tests.pg import SQLITE, postgres_database
 
 T0 = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
-
-
-class FakeClock:
-    """A settable clock, so time-dependent behaviour is tested without sleeping."""
-
-    def __init__(self, now: datetime = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, delta: timedelta) -> None:
-        self.now += delta
 
 
 @pytest.fixture
@@ -88,12 +76,12 @@ def database(db_url: str) -> Iterator[Database]:
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+def clock() -> Clock:
+    return Clock(T0)
 
 
 @pytest.fixture
-def open_store(db_url: str, clock: FakeClock) -> Iterator[Callable[[], Store]]:
+def open_store(db_url: str, clock: Clock) -> Iterator[Callable[[], Store]]:
     """Open (and at teardown dispose) any number of stores on the test's database file."""
     opened: list[Store] = []
 

@@ -13,8 +13,9 @@ import pytest
 from werkzeug.datastructures import Headers
 
 from planner.store import Claim, ClaimState, Store
+from tests.clock import Clock
 
-from .conftest import T0, FakeClock
+from .conftest import T0
 from .test_concurrency import run_in_threads
 
 KEY = ("acme", "key-1", "POST", "/v1/plans")
@@ -111,7 +112,7 @@ def test_release_frees_the_key(store: Store) -> None:
     assert claim(store, OTHER_BODY).state is ClaimState.NEW
 
 
-def test_a_stale_placeholder_is_taken_over(store: Store, clock: FakeClock) -> None:
+def test_a_stale_placeholder_is_taken_over(store: Store, clock: Clock) -> None:
     dead = claim(store)
     clock.advance(timedelta(minutes=4))
     assert claim(store).state is ClaimState.IN_PROGRESS
@@ -127,7 +128,7 @@ def test_a_stale_placeholder_is_taken_over(store: Store, clock: FakeClock) -> No
     assert claim(store, OTHER_BODY).state is ClaimState.REPLAY
 
 
-def test_keys_expire_after_24_hours(store: Store, clock: FakeClock) -> None:
+def test_keys_expire_after_24_hours(store: Store, clock: Clock) -> None:
     complete(store, claim(store))
     clock.advance(timedelta(hours=23, minutes=59))
     assert claim(store).state is ClaimState.REPLAY
@@ -135,7 +136,7 @@ def test_keys_expire_after_24_hours(store: Store, clock: FakeClock) -> None:
     assert claim(store, OTHER_BODY).state is ClaimState.NEW
 
 
-def test_purge_deletes_old_keys(store: Store, clock: FakeClock) -> None:
+def test_purge_deletes_old_keys(store: Store, clock: Clock) -> None:
     complete(store, claim(store))
     clock.advance(timedelta(hours=1))
     store.claim_idempotency("acme", "key-2", "POST", "/v1/plans", BODY)

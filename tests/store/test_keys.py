@@ -9,8 +9,9 @@ from datetime import UTC, timedelta
 import pytest
 
 from planner.store import SCOPES, AmbiguousKeyError, Store, hash_secret
+from tests.clock import Clock
 
-from .conftest import T0, Database, FakeClock
+from .conftest import T0, Database
 
 SECRET_FORMAT = re.compile(r"^sbk_(?P<prefix>[A-Za-z0-9]{8})_(?P<body>[A-Za-z0-9_-]{43,})$")
 
@@ -75,9 +76,7 @@ def test_wrong_secret_is_refused(store: Store, mangle: Callable[[str], str]) -> 
     assert store.authenticate(mangle(secret)) is None
 
 
-def test_authenticate_sets_last_used_at_at_most_once_a_minute(
-    store: Store, clock: FakeClock
-) -> None:
+def test_authenticate_sets_last_used_at_at_most_once_a_minute(store: Store, clock: Clock) -> None:
     key, secret = store.create_key("ci", "acme")
 
     clock.advance(timedelta(seconds=5))
@@ -97,7 +96,7 @@ def test_authenticate_sets_last_used_at_at_most_once_a_minute(
     assert listed.last_used_at is not None and listed.last_used_at.tzinfo is UTC
 
 
-def test_revoked_key_no_longer_authenticates(store: Store, clock: FakeClock) -> None:
+def test_revoked_key_no_longer_authenticates(store: Store, clock: Clock) -> None:
     key, secret = store.create_key("ci", "acme")
     other, other_secret = store.create_key("ci 2", "acme")
     clock.advance(timedelta(hours=1))

@@ -22,8 +22,9 @@ from planner.store import (
     StaleRevision,
     Store,
 )
+from tests.clock import Clock
 
-from .conftest import T0, Database, FakeClock, make_event, make_plan, make_revision, next_revision
+from .conftest import T0, Database, make_event, make_plan, make_revision, next_revision
 from .test_concurrency import run_in_threads
 
 LEASE = timedelta(seconds=60)
@@ -79,7 +80,7 @@ def test_repeated_event_types_are_kept_once(store: Store) -> None:
     assert hook.event_types == ("plan.revised", "plan.created")
 
 
-def test_rotation_keeps_the_old_secret_signing_for_a_while(store: Store, clock: FakeClock) -> None:
+def test_rotation_keeps_the_old_secret_signing_for_a_while(store: Store, clock: Clock) -> None:
     hook = store.create_webhook("acme", "https://x", ["plan.created"])
     clock.advance(timedelta(minutes=5))
 
@@ -233,9 +234,7 @@ def test_finish_needs_exactly_one_outcome(store: Store) -> None:
         store.finish_delivery("x", T0, status=200, delivered_at=T0, gave_up_at=T0)
 
 
-def test_replay_requeues_with_the_same_id_and_a_fresh_window(
-    store: Store, clock: FakeClock
-) -> None:
+def test_replay_requeues_with_the_same_id_and_a_fresh_window(store: Store, clock: Clock) -> None:
     hook = store.create_webhook("acme", "https://a/1", ["plan.created"])
     (delivery_id,) = store.enqueue_webhook_events([event()])
     claimed = store.claim_due_delivery(T0, lease=LEASE)

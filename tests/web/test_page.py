@@ -25,6 +25,8 @@ from flask.testing import FlaskClient
 from planner.domain.model import RedFlag
 from planner.export.to_ical import DIAGNOSIS_WORDS, names_diagnosis
 from planner.web import create_app, page
+from tests.builders import shipped_catalog
+from tests.clock import Clock
 
 BASE_URL = "https://plans.example"
 #: A Friday in the graded-running phase of PLAN (see phase_dates below).
@@ -129,25 +131,6 @@ def parse(html: str) -> Node:
 # ----------------------------------------------------------------------------- fixtures
 
 
-@dataclass
-class Clock:
-    """The planner's clock, set by the test (the page must never read the real time)."""
-
-    now: datetime = datetime(2026, 11, 20, 14, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def local(self, day: str, hour: int = 12, tz: str = "America/New_York") -> None:
-        from zoneinfo import ZoneInfo
-
-        self.now = (
-            datetime.combine(date.fromisoformat(day), datetime.min.time())
-            .replace(hour=hour, tzinfo=ZoneInfo(tz))
-            .astimezone(UTC)
-        )
-
-
 @pytest.fixture
 def app(tmp_path: Path) -> Iterator[Flask]:
     app = create_app(
@@ -155,17 +138,16 @@ def app(tmp_path: Path) -> Iterator[Flask]:
             "TESTING": True,
             "DATABASE_URL": f"sqlite:///{tmp_path / 'planner.sqlite3'}",
             "PUBLIC_BASE_URL": BASE_URL,
-        }
+        },
+        catalog=shipped_catalog(),
     )
-    if "page" not in app.blueprints:  # until planner.web registers it
-        app.register_blueprint(page.blp)
     yield app
     app.extensions["planner"]["store"].dispose()
 
 
 @pytest.fixture
 def clock(app: Flask) -> Clock:
-    clock = Clock()
+    clock = Clock(datetime(2026, 11, 20, 14, 0, tzinfo=UTC))  # the page never reads real time
     app.extensions["planner"]["planner"].clock = clock
     return clock
 

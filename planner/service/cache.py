@@ -77,10 +77,6 @@ class SnapshotProtocols:
                 self._parsed.popitem(last=False)
         return protocol
 
-    def clear(self) -> None:
-        with self._lock:
-            self._parsed.clear()
-
 
 def _from_catalog(
     catalog: Catalog, snapshot: Mapping[str, Any], protocol_id: str
@@ -139,10 +135,6 @@ class RecentPlans:
             self._plans.move_to_end(plan.id)
             while len(self._plans) > self._maxsize:
                 self._plans.popitem(last=False)
-
-    def discard(self, plan_id: str) -> None:
-        with self._lock:
-            self._plans.pop(plan_id, None)
 
     def __len__(self) -> int:
         return len(self._plans)

@@ -1,6 +1,7 @@
-"""Webhooks: which events there are, how a message is signed, and the worker that sends them.
+"""Webhook delivery: how a message is signed and sent, and the workers that send them.
 
-No Flask here. Events reach receivers through a transactional outbox: the service writes one
+No Flask here. Which events a write announces is :mod:`planner.service.webhooks`. Events
+reach receivers through a transactional outbox: the service writes one
 ``webhook_outbox`` row per event and subscribed webhook *in the transaction of the change it
 announces* (``Store.add_plan(..., outbox=...)``/``Store.update_plan(..., outbox=...)``), and a
 :class:`Deliverer` — ``planner worker``, or a thread of ``planner serve`` on the embedded
@@ -39,29 +40,10 @@ from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-import orjson
-
 from planner import __version__
-from planner.store import (
-    IDEMPOTENCY_TTL,
-    ClaimedDelivery,
-    EventRecord,
-    OutboxEvent,
-    PlanRecord,
-    Store,
-)
-from planner.store import new_webhook_secret as new_secret
+from planner.store import IDEMPOTENCY_TTL, ClaimedDelivery, Store
 
 log = logging.getLogger(__name__)
-
-#: The event types a webhook can subscribe to.
-EVENT_TYPES: tuple[str, ...] = (
-    "plan.created",
-    "plan.revised",
-    "plan.cancelled",
-    "checkin.recorded",
-    "alert.raised",
-)
 
 #: Seconds to wait for a receiver (per connect/read, as urllib applies it).
 TIMEOUT = 5.0
@@ -81,7 +63,6 @@ _MAX_RESPONSE_BYTES = 64 * 1024
 USER_AGENT = f"stride-back-webhooks/{__version__}"
 
 __all__ = [
-    "EVENT_TYPES",
     "Attempt",
     "BackgroundDelivery",
     "Deliverer",
@@ -89,11 +70,7 @@ __all__ = [
     "allow_private_from_env",
     "backoff",
     "check_url",
-    "enqueue",
     "message_body",
-    "new_secret",
-    "outbox_rows",
-    "plan_events",
     "post",
     "sign",
     "signature_header",
@@ -227,123 +204,6 @@ def message_body(event_type: str, occurred_at: datetime, payload: Mapping[str, A
     """
     document = {"type": event_type, "timestamp": _iso(occurred_at), "data": dict(payload)}
     return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-
-
-# ----------------------------------------------------------------------------- events
-
-
-def _checked_event_type(event_type: str) -> str:
-    if event_type not in EVENT_TYPES:
-        raise ValueError(f"unknown event type {event_type!r} (known: {', '.join(EVENT_TYPES)})")
-    return event_type
-
-
-def outbox_rows(
-    organisation: str, event_type: str, payload: Mapping[str, Any], now: datetime
-) -> list[OutboxEvent]:
-    """The outbox entry announcing one event, to pass as ``outbox=`` to
-    ``Store.add_plan``/``Store.update_plan`` (lists concatenate).
-
-    The store expands it into one row per enabled webhook of ``organisation`` subscribed
-    to ``event_type`` *inside the write's transaction*, so subscriptions are read and rows
-    written atomically with the change they announce.
-    """
-    return [
-        OutboxEvent(
-            organisation=organisation,
-            event_type=_checked_event_type(event_type),
-            payload=dict(payload),
-            occurred_at=now,
-        )
-    ]
-
-
-def enqueue(
-    store: Store,
-    organisation: str,
-    event_type: str,
-    payload: Mapping[str, Any],
-    *,
-    now: datetime,
-) -> list[str]:
-    """Queue one event for every subscribed, enabled webhook on its own; return the row ids.
-
-    For an event that announces a database change, prefer passing :func:`outbox_rows` to
-    the store call that makes the change: then the event is stored if and only if the
-    change is.
-    """
-    return store.enqueue_webhook_events(outbox_rows(organisation, event_type, payload, now))
-
-
-def _plan_links(plan_id: str) -> dict[str, str]:
-    return {"plan": f"/v1/plans/{plan_id}"}
-
-
-def _alerts(document: bytes | None) -> list[dict[str, Any]]:
-    if not document:
-        return []
-    alerts = orjson.loads(document).get("alerts") or []  # every write parses two plans
-    return [a for a in alerts if isinstance(a, dict)]
-
-
-def plan_events(
-    record: PlanRecord,
-    *,
-    previous: PlanRecord | None = None,
-    kind: str = "created",
-    reason: str = "",
-    event: EventRecord | None = None,
-    now: datetime,
-) -> list[OutboxEvent]:
-    """The webhook events one plan write announces (pass them as ``outbox=``).
-
-    * a new plan (``previous`` is ``None``): ``plan.created``;
-    * a new revision: ``plan.cancelled`` when it ended the plan by cancellation, else
-      ``plan.revised``; a check-in also gives ``checkin.recorded``;
-    * ``alert.raised`` for every alert of severity ``urgent`` or ``warning`` in the new
-      revision that the previous one did not have (all such alerts of a new plan).
-
-    Payloads are thin (Standard Webhooks' advice): ids, revision, status, the clinic's
-    athlete reference and a link to fetch the rest with an API key; no diagnosis details
-    or pain scores.
-    """
-    base = {
-        "plan_id": record.id,
-        "revision": record.revision,
-        "status": record.status,
-        "athlete_reference": record.athlete_reference,
-        "links": _plan_links(record.id),
-    }
-    org = record.organisation
-    events: list[OutboxEvent] = []
-    if previous is None:
-        created = {
-            **base,
-            "protocol": {"id": record.protocol_id, "version": record.protocol_version},
-        }
-        events += outbox_rows(org, "plan.created", created, now)
-    elif kind == "cancel" or (record.status == "cancelled" and previous.status != "cancelled"):
-        events += outbox_rows(org, "plan.cancelled", {**base, "reason": reason}, now)
-    else:
-        events += outbox_rows(org, "plan.revised", {**base, "kind": kind, "reason": reason}, now)
-    if event is not None and event.kind == "check_in":
-        decision = event.decision or {}
-        checkin = {
-            **base,
-            "date": event.today.isoformat(),
-            "session_uid": event.payload.get("session_uid") or decision.get("session_uid"),
-            "decision": {"outcome": decision.get("outcome"), "reason": decision.get("reason")},
-        }
-        events += outbox_rows(org, "checkin.recorded", checkin, now)
-    seen = {a.get("code") for a in _alerts(previous.document if previous else None)}
-    for alert in _alerts(record.document):
-        if alert.get("severity") in ("urgent", "warning") and alert.get("code") not in seen:
-            raised = {
-                **base,
-                "alert": {k: alert.get(k) for k in ("code", "severity", "message")},
-            }
-            events += outbox_rows(org, "alert.raised", raised, now)
-    return events
 
 
 # ----------------------------------------------------------------------------- sending

@@ -1,0 +1,41 @@
+"""What every use case of a deployment shares: its catalog, store, clock and id sources.
+
+The services are mixins over these attributes, one module per aggregate (plans, feeds,
+webhooks, keys, idempotency), composed into :class:`planner.service.Planner` the way the
+store composes its aggregates into ``Store``.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from planner.catalog import Catalog
+from planner.export import Exporters
+from planner.service.cache import RecentPlans
+from planner.store import Store
+
+
+def utcnow() -> datetime:
+    """Whole seconds: the calendar's DTSTAMP has no finer resolution."""
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def new_token() -> str:
+    """A feed capability token: 256 random bits, URL-safe."""
+    return secrets.token_urlsafe(32)
+
+
+class ServiceBase:
+    """The attributes the service mixins work with (set by :class:`Planner`)."""
+
+    catalog: Catalog
+    store: Store
+    clock: Callable[[], datetime]
+    new_id: Callable[[], str]
+    new_token: Callable[[], str]
+    #: Plans this process committed lately, decoded (see :class:`RecentPlans` for why
+    #: several processes on one database can share it safely).
+    recent: RecentPlans
+    exporters: Exporters

@@ -1,0 +1,171 @@
+"""Rendering a revision once, and serving what was rendered.
+
+Every write renders the new revision — its JSON and both calendars — and stores the
+bytes, so reads, above all feed polling, serve bytes and never re-plan. Which exporters
+render is a setting (``PLANNER_EXPORTERS``): the fast writers by default, or their
+references (marshmallow, icalendar) to measure what the fast ones save.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from planner import __version__, links
+from planner.domain.model import Plan
+from planner.export import FAST_EXPORTERS, Exporters, to_ical, to_json
+from planner.schemas.api import FeedSettingsSchema
+from planner.service import state
+from planner.service.requests import request_document
+from planner.store import PlanDocument, PlanRecord, strong_etag
+
+log = logging.getLogger(__name__)
+
+_FEED_SETTINGS = FeedSettingsSchema()
+#: What a plan's calendars show when its request says nothing.
+DEFAULT_FEED_SETTINGS: dict[str, Any] = _FEED_SETTINGS.load({})
+#: ``FeedSettingsSchema().dump`` compiled once (every plan read dumps the settings: ~40 µs
+#: by marshmallow, a few by the compiled dumper; a test holds them equal).
+dump_feed_settings = to_json.compile_dumper(_FEED_SETTINGS)
+
+
+def token_hash(token: str) -> str:
+    """How a feed token is looked up: the store never searches by the token itself."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Feed:
+    """A plan's calendar feeds: what they show, the capability tokens that serve them,
+    and until when cancelled sessions stay in them (``None``: no such window)."""
+
+    settings: Mapping[str, Any]
+    token: str | None
+    busy_token: str | None
+    cancelled_until: datetime | None = None
+
+    @classmethod
+    def of(cls, record: PlanRecord) -> Feed:
+        return cls(
+            settings=record.settings,
+            token=record.feed_token,
+            busy_token=record.busy_token,
+            cancelled_until=record.feed_expires_at,
+        )
+
+
+def feed_options(
+    settings: Mapping[str, Any], *, show_cancelled: bool = True
+) -> to_ical.FeedOptions:
+    return to_ical.FeedOptions(
+        detail=settings.get("detail", "activity"),
+        reminder_minutes=settings.get("reminder_minutes"),
+        show_cancelled=show_cancelled,
+    )
+
+
+def render_record(
+    plan: Plan,
+    organisation: str,
+    *,
+    feed: Feed,
+    snapshot: Mapping[str, Any],
+    last_modified: datetime,
+    show_cancelled: bool = True,
+    confirmed_at: datetime | None = None,
+    request: Mapping[str, Any] | None = None,
+    plan_state: bytes | None = None,
+    exporters: Exporters = FAST_EXPORTERS,
+) -> PlanRecord:
+    """Render the revision once — JSON and iCalendar bytes — so reads serve bytes.
+
+    ``request``: the plan's request document when the caller has it already (it never
+    changes between revisions); ``plan_state``: :func:`encode_state` of ``plan``.
+    """
+    options = feed_options(feed.settings, show_cancelled=show_cancelled)
+    ics = exporters.calendar(plan, options)
+    busy_ics = exporters.calendar(plan, replace(options, busy=True)) if feed.busy_token else None
+    return PlanRecord(
+        id=plan.id,
+        organisation=organisation,
+        revision=plan.revision,
+        status=plan.status.value,
+        created_at=plan.created_at,
+        updated_at=plan.updated_at,
+        athlete_reference=plan.request.athlete.reference,
+        protocol_id=plan.protocol.id,
+        protocol_version=plan.protocol.version,
+        request=request_document(plan) if request is None else dict(request),
+        document=exporters.plan_json(plan),
+        ics=ics,
+        etag=strong_etag(ics),
+        feed_token=feed.token,
+        feed_token_hash=token_hash(feed.token) if feed.token else None,
+        busy_token=feed.busy_token,
+        busy_token_hash=token_hash(feed.busy_token) if feed.busy_token else None,
+        busy_ics=busy_ics,
+        busy_etag=strong_etag(busy_ics) if busy_ics else None,
+        last_modified=last_modified,
+        feed_expires_at=feed.cancelled_until,
+        settings=dict(feed.settings),
+        protocol_snapshot=dict(snapshot),
+        confirmed_at=confirmed_at,
+        state=plan_state,
+    )
+
+
+def encode_state(plan: Plan) -> bytes | None:
+    """The plan's state blob, or ``None`` (the next write replays) if it cannot be encoded:
+    the state is only a cache, so it never fails a write."""
+    try:
+        return state.encode(plan)
+    except Exception:
+        log.warning("plan %s: state not encodable, stored without it", plan.id, exc_info=True)
+        return None
+
+
+def plan_links(record: PlanRecord | PlanDocument) -> dict[str, Any]:
+    """Where the plan lives; feed URLs only while their tokens exist."""
+    return links.plan_links(record.id, record.feed_token, record.busy_token)
+
+
+def served(record: PlanRecord | PlanDocument) -> tuple[bytes, str]:
+    """The served plan JSON and its strong ETag.
+
+    A revision's stored document never changes (every write that changes it makes a new
+    revision), so the ETag hashes what names it — plan, revision, this service's version
+    (which fixes how a document is served) — plus the part added on serving, instead of
+    the ~70 KB document on every read. Two different bodies never share an ETag.
+    """
+    settings = dump_feed_settings(record.settings or DEFAULT_FEED_SETTINGS)
+    tail = to_json.served_tail(settings, plan_links(record))
+    named = f"{record.id}/{record.revision}/{__version__}/".encode()
+    return to_json.splice(record.document, tail), strong_etag(named + tail)
+
+
+def served_document(record: PlanRecord | PlanDocument) -> bytes:
+    """The plan JSON as served: stored bytes plus current feed settings and links."""
+    return served(record)[0]
+
+
+def served_etag(record: PlanRecord | PlanDocument) -> str:
+    return served(record)[1]
+
+
+__all__ = [
+    "DEFAULT_FEED_SETTINGS",
+    "Feed",
+    "dump_feed_settings",
+    "encode_state",
+    "feed_options",
+    "plan_links",
+    "render_record",
+    "served",
+    "served_document",
+    "served_etag",
+    "token_hash",
+]
