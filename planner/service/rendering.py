@@ -8,7 +8,6 @@ references (marshmallow, icalendar) to measure what the fast ones save.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -22,6 +21,7 @@ from planner.schemas.api import FeedSettingsSchema
 from planner.service import state
 from planner.service.requests import request_document
 from planner.store import PlanDocument, PlanRecord, strong_etag
+from planner.store import hash_secret as token_hash  # feeds are looked up by token hash
 
 log = logging.getLogger(__name__)
 
@@ -31,11 +31,6 @@ DEFAULT_FEED_SETTINGS: dict[str, Any] = _FEED_SETTINGS.load({})
 #: ``FeedSettingsSchema().dump`` compiled once (every plan read dumps the settings: ~40 µs
 #: by marshmallow, a few by the compiled dumper; a test holds them equal).
 dump_feed_settings = to_json.compile_dumper(_FEED_SETTINGS)
-
-
-def token_hash(token: str) -> str:
-    """How a feed token is looked up: the store never searches by the token itself."""
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

@@ -328,27 +328,6 @@ class PlanStore(StoreBase):
         values = self._reads.plan_document.one(plan_id=plan_id, organisation=organisation)
         return None if values is None else PlanDocument(**values)
 
-    def get_plan_by_feed_token_hash(self, token_hash: str) -> tuple[PlanRecord, str] | None:
-        """Return the plan whose full or busy feed has this token hash, and which feed it is.
-
-        The second item is ``"full"`` or ``"busy"``. Feeds are not scoped by organisation:
-        the token is the capability. Callers hash the token (SHA-256 hex) and should still
-        compare the stored token in constant time; nothing here logs either.
-        """
-        if not token_hash or len(token_hash) > _TOKEN_HASH_LENGTH:
-            return None
-        with self._sessions.begin() as session:
-            row = session.scalars(
-                select(PlanRow).where(
-                    or_(
-                        PlanRow.feed_token_hash == token_hash, PlanRow.busy_token_hash == token_hash
-                    )
-                )
-            ).first()
-            if row is None:
-                return None
-            return _plan_record(row), "full" if row.feed_token_hash == token_hash else "busy"
-
     def get_feed_head(self, token_hash: str, *, body: bool = False) -> FeedHead | None:
         """The few columns a feed request needs first (see :class:`FeedHead`): a poll
         answered with 304 never loads the plan's documents. ``body=True`` also reads the

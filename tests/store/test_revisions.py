@@ -396,20 +396,22 @@ def test_settable_fields_are_plan_columns() -> None:
 def test_lookup_by_either_feed_token(store: Store, created: PlanRecord) -> None:
     store.add_plan(with_feeds(make_plan(2), feed="other-feed", busy=None))
 
-    full = store.get_plan_by_feed_token_hash(hash_secret(FEED))
-    busy = store.get_plan_by_feed_token_hash(hash_secret(BUSY))
+    full = store.get_feed_head(hash_secret(FEED), body=True)
+    busy = store.get_feed_head(hash_secret(BUSY), body=True)
 
-    assert full == (created, "full")
-    assert busy == (created, "busy")
-    found = store.get_plan_by_feed_token_hash(hash_secret("other-feed"))
-    assert found is not None and found[0].id == make_plan(2).id
+    assert full is not None and (full.plan_id, full.kind) == (created.id, "full")
+    assert (full.token, full.etag, full.body) == (FEED, created.etag, created.ics)
+    assert busy is not None and (busy.plan_id, busy.kind) == (created.id, "busy")
+    assert (busy.token, busy.etag, busy.body) == (BUSY, created.busy_etag, created.busy_ics)
+    found = store.get_feed_head(hash_secret("other-feed"))
+    assert found is not None and found.plan_id == make_plan(2).id
 
 
 @pytest.mark.parametrize("token_hash", ["", "0" * 64, hash_secret("nope"), "a" * 10_000])
 def test_unknown_token_hash_finds_nothing(
     store: Store, created: PlanRecord, token_hash: str
 ) -> None:
-    assert store.get_plan_by_feed_token_hash(token_hash) is None
+    assert store.get_feed_head(token_hash) is None
 
 
 def test_revoked_tokens_find_nothing(store: Store, created: PlanRecord) -> None:
@@ -421,8 +423,8 @@ def test_revoked_tokens_find_nothing(store: Store, created: PlanRecord) -> None:
         busy_token=None,
         busy_token_hash=None,
     )
-    assert store.get_plan_by_feed_token_hash(hash_secret(FEED)) is None
-    assert store.get_plan_by_feed_token_hash(hash_secret(BUSY)) is None
+    assert store.get_feed_head(hash_secret(FEED)) is None
+    assert store.get_feed_head(hash_secret(BUSY)) is None
 
 
 @pytest.mark.parametrize("column", ["feed_token_hash", "busy_token_hash"])
