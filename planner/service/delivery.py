@@ -288,8 +288,8 @@ def backoff(attempts: int, random: Callable[[], float] = _random.random) -> time
     >>> backoff(1, lambda: 1.0).total_seconds()
     22.5
     """
-    exponent = min(max(attempts - 1, 0), 32)
-    delay = min(FIRST_RETRY * 2**exponent, MAX_RETRY)
+    exponent: int = min(max(attempts - 1, 0), 32)
+    delay: timedelta = min(FIRST_RETRY * (1 << exponent), MAX_RETRY)
     return delay * (1 - 0.25 * random())
 
 
