@@ -30,4 +30,3 @@ def test_the_core_the_exporters_and_the_services_pass_mypy_strict() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-

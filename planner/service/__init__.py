@@ -22,8 +22,9 @@ from datetime import datetime
 from pathlib import Path
 
 from planner.catalog import Catalog
+from planner.clock import now_whole_seconds as utcnow
 from planner.export import FAST_EXPORTERS, Exporters
-from planner.service.base import new_token, utcnow
+from planner.service.base import new_token
 from planner.service.cache import RecentPlans
 from planner.service.delivery import BackgroundDelivery, Deliverer
 from planner.service.errors import (

@@ -9,17 +9,12 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 
 from planner.catalog import Catalog
 from planner.export import Exporters
 from planner.service.cache import RecentPlans
 from planner.store import Store
-
-
-def utcnow() -> datetime:
-    """Whole seconds: the calendar's DTSTAMP has no finer resolution."""
-    return datetime.now(UTC).replace(microsecond=0)
 
 
 def new_token() -> str:

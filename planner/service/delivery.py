@@ -41,6 +41,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from planner import __version__
+from planner.clock import now
 from planner.store import IDEMPOTENCY_TTL, ClaimedDelivery, Store
 
 log = logging.getLogger(__name__)
@@ -293,10 +294,6 @@ def backoff(attempts: int, random: Callable[[], float] = _random.random) -> time
     return delay * (1 - 0.25 * random())
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 def allow_private_from_env(environ: Mapping[str, str] | None = None) -> bool:
     """``PLANNER_WEBHOOKS_ALLOW_PRIVATE`` (JSON, like every ``PLANNER_*`` setting) as a bool.
 
@@ -338,7 +335,7 @@ class Deliverer:
         retry_window: timedelta = RETRY_WINDOW,
         allow_private: bool = False,
         resolve: Resolver = socket.getaddrinfo,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Callable[[], datetime] = now,
         batch: int = 100,
         outbox_retention: timedelta = OUTBOX_RETENTION,
     ) -> None:

@@ -25,6 +25,7 @@ from sqlalchemy.exc import StatementError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql.expression import Executable
 
+from planner.clock import now
 from planner.store.engine import make_engine
 from planner.store.errors import StoreError
 from planner.store.migrate import alembic_config, current_revision
@@ -36,10 +37,6 @@ _MAX_TEXT_LENGTH = 200
 _T = TypeVar("_T")
 # PostgreSQL advisory lock key taken while migrating (any constant unique to this app).
 _MIGRATION_LOCK_ID = 7306418532017131
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class StoreBase:
@@ -62,7 +59,7 @@ class StoreBase:
         self._engine = make_engine(url, echo=echo, pool_size=pool_size)
         # expire_on_commit=False: rows are converted after the commit without a reload.
         self._sessions = sessionmaker(self._engine, expire_on_commit=False)
-        self._clock = clock or _utcnow
+        self._clock = clock or now
         self._prepare_reads()
 
     def _prepare_reads(self) -> None:
