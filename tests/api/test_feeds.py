@@ -8,11 +8,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import vobject
+from flask import Flask
 from flask.testing import FlaskClient
 from icalendar import Calendar
 from werkzeug.http import http_date, parse_date
 
-from planner.export import to_ical
+from planner.export import Exporters
 from tests.api.conftest import EXAMPLE_PLAN
 from tests.api.contract import Contract
 from tests.clock import Clock
@@ -99,18 +100,22 @@ def test_conditional_get_rules(client: FlaskClient, auth: dict[str, str], clock:
 
 
 def test_conditional_get_does_not_render(
-    client: FlaskClient, auth: dict[str, str], clock: Clock, monkeypatch: pytest.MonkeyPatch
+    app: Flask, client: FlaskClient, auth: dict[str, str], clock: Clock
 ) -> None:
-    feed = create(client, auth)["links"]["feed"]
+    plan = create(client, auth)
+    feed = plan["links"]["feed"]
     etag = client.get(feed).headers["ETag"]
 
     def refuse(*_: Any, **__: Any) -> bytes:
-        raise AssertionError("a read must not render the calendar")
+        raise AssertionError("a read must not render")
 
-    monkeypatch.setattr(to_ical, "render", refuse)
+    planner = app.extensions["planner"]["planner"]
+    planner.exporters = Exporters(plan_json=refuse, calendar=refuse)
 
     assert client.get(feed, headers={"If-None-Match": etag}).status_code == 304
     assert client.get(feed).status_code == 200
+    with pytest.raises(AssertionError, match="must not render"):  # the check can fail
+        planner.configure_feed("clinic-a", plan["id"], {"detail": "full"})
 
 
 def test_rotation_and_revocation(

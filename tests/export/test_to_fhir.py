@@ -21,7 +21,6 @@ from fhir.resources.R4B.careplan import CarePlan
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 from fhir.resources.R4B.plandefinition import PlanDefinition
 
-from planner.catalog import load_catalog
 from planner.domain import Athlete, Plan, PlanRequest, Preferences, classify, make_plan
 from planner.domain.model import PlanStatus, SessionKind, SessionStatus
 from planner.export.to_fhir import (
@@ -34,11 +33,12 @@ from planner.export.to_fhir import (
     plan_definition,
     site_name,
 )
+from tests.builders import shipped_catalog
 
 PLAN_ID = "3f2c0c8e-0000-4000-8000-000000000001"
 CREATED = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 BASE = "https://planner.example.org"
-CATALOG = load_catalog()
+CATALOG = shipped_catalog()
 
 # R4 value sets, copied from the specification (not from the module under test).
 #: http://hl7.org/fhir/R4/valueset-request-status.html
@@ -725,7 +725,7 @@ def test_other_sites_are_named_and_coded_only_where_a_code_is_known(site: str) -
             injury=classify(site=site, laterality="right"),
             athlete=Athlete(reference="c-1"),
         ),
-        load_catalog(),
+        shipped_catalog(),
         plan_id="3f2c0c8e-0000-4000-8000-000000000009",
         created_at=datetime(2026, 11, 23, 9, 0, tzinfo=UTC),
     )

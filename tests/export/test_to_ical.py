@@ -16,7 +16,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from icalendar import Calendar, Event
 
-from planner.catalog import load_catalog
 from planner.domain import (
     Plan,
     PlanRequest,
@@ -35,6 +34,7 @@ from planner.export.to_ical import (
     render,
     spell_steps,
 )
+from tests.builders import shipped_catalog
 
 PLAN_ID = "3f2c9d4e-7a1b-4c5d-9e8f-0a1b2c3d4e5f"
 CREATED = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -89,7 +89,7 @@ def make(
             risk_factors=risk_factors,
             preferences=Preferences(session_time=session_time, timezone=timezone_name),
         ),
-        load_catalog(),
+        shipped_catalog(),
         plan_id=plan_id,
         created_at=CREATED,
     )
@@ -425,7 +425,7 @@ def test_protocol_texts_that_name_the_diagnosis_are_known_and_left_out() -> None
     protocols); the feed drops them, so any new one must be reported too."""
     found = {
         (protocol.id, where, text)
-        for protocol in load_catalog()
+        for protocol in shipped_catalog()
         for where, text in protocol_texts(protocol)
         if names_diagnosis(text)
     }
@@ -507,7 +507,7 @@ def test_any_plan_round_trips(
 def test_calendars_of_other_sites_do_not_name_the_bone(site: str) -> None:
     made = make_plan(
         PlanRequest(diagnosis_date=date(2026, 11, 20), injury=classify(site=site)),
-        load_catalog(),
+        shipped_catalog(),
         plan_id=PLAN_ID,
         created_at=CREATED,
     )
