@@ -171,7 +171,7 @@ def _event_text(event: EventFields, stamp: str, created: str) -> str:
 # --------------------------------------------------------------------------- events
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class EventFields:
     """Everything one VEVENT says, decided once so that :func:`render` and
     :func:`render_reference` can differ only in how they write it."""
