@@ -102,7 +102,7 @@ def check_url(
     >>> check_url("ftp://example.com/")
     Traceback (most recent call last):
     ...
-    planner.webhooks.InvalidWebhookUrl: Use an http:// or https:// URL.
+    planner.service.delivery.InvalidWebhookUrl: Use an http:// or https:// URL.
     >>> check_url("http://127.0.0.1:9000/hook", allow_private=True)
     'http://127.0.0.1:9000/hook'
     """

@@ -243,7 +243,7 @@ def _make_converter(root: type) -> Any:
         if issubclass(leaf, Enum):
             converter.register_structure_hook(leaf, _enum_hook(leaf))
         elif leaf not in (*_PRIMITIVES, date, datetime):
-            raise TypeError(f"plan_state does not know how to encode {leaf!r}")
+            raise TypeError(f"planner.service.state does not know how to encode {leaf!r}")
 
     def optional_hook(tp: Any) -> Callable[[Any, Any], Any]:
         inner_type = next(a for a in typing.get_args(tp) if a is not _NONE_TYPE)

@@ -138,7 +138,7 @@ class PlanRow(Base):
     settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     protocol_snapshot: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    # The current revision's domain plan (``planner.plan_state``), a cache of the event log
+    # The current revision's domain plan (``planner.service.state``), a cache of the event log
     # that writes resume from. Deferred: only the write path reads it
     # (``Store.get_plan_with_state``); raiseload makes any other access an error, not a
     # hidden extra query per row.

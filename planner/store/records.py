@@ -72,7 +72,7 @@ class PlanRecord:
     * ``feed_expires_at`` is when cancelled events should drop out of the feed.
     * ``settings`` are the feed options, ``protocol_snapshot`` the exact protocol document
       the plan was made from (replays must not depend on a later catalog edit).
-    * ``state`` is the current revision's domain plan encoded by ``planner.plan_state``, a
+    * ``state`` is the current revision's domain plan encoded by ``planner.service.state``, a
       cache of the event log that the next write resumes from. Only
       :meth:`Store.get_plan_with_state` loads it (``None`` everywhere else, and ``None``
       written means "replay next time"); it takes no part in equality.

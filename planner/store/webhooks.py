@@ -115,7 +115,7 @@ class WebhookStore(StoreBase):
         """Subscribe ``url`` to ``event_types`` for ``organisation``; return it with its secret.
 
         The store only checks sizes; what a valid URL or event type is (and whether the URL
-        may point at a private address) is ``planner.webhooks``' business. ``secret``
+        may point at a private address) is ``planner.service.delivery``' business. ``secret``
         defaults to a new ``whsec_`` secret.
         """
         row = WebhookRow(
