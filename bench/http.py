@@ -88,14 +88,6 @@ class Server:
                 os.killpg(process.pid, signal.SIGKILL)  # the group we started, only
             process.wait(timeout=5)
 
-    def worker_pids(self) -> list[int]:
-        if self.process is None:
-            return []
-        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
-        with contextlib.suppress(OSError):
-            return [int(pid) for pid in children.read_text().split()]
-        return []
-
 
 def request(
     port: int,
