@@ -80,7 +80,7 @@ class FeedService(PlanWrites):
                 key_id=key_id,
             )
 
-        return self._revise(organisation, plan_id, decide)[0]
+        return self._revise(organisation, plan_id, decide).record
 
     # ---------------------------------------------------------------- polls
 

@@ -185,7 +185,6 @@ class PlanService(PlanWrites):
         revision.
         """
         expected = payload.get("revision")
-        decisions: list[Decision] = []
 
         def decide(record: PlanRecord, plan: Plan, protocol: Protocol) -> Change:
             if precondition is not None and not precondition(served_etag(record)):
@@ -204,7 +203,6 @@ class PlanService(PlanWrites):
             event = event_from_payload(kind, stored_payload, today)
             context = planning_context(plan.request.injury, plan.selection)
             revised, decision = revise(plan, protocol, event, context=context, today=today, at=now)
-            decisions.append(decision)
             ending = revised.status is not PlanStatus.ACTIVE
             event_record = EventRecord(
                 plan_id=plan_id,
@@ -227,6 +225,7 @@ class PlanService(PlanWrites):
                 confirmed_at=None,
                 key_id=key_id,
                 event=event_record,
+                decision=decision,
                 check_in=(
                     CheckInRecorded(
                         date=today.isoformat(),
@@ -239,9 +238,11 @@ class PlanService(PlanWrites):
             )
 
         named = precondition is not None or expected is not None
-        record, stored = self._revise(organisation, plan_id, decide, named=named)
-        assert stored is not None  # update_plan returns the event it stored
-        return Recorded(decisions[-1], stored, record)
+        written = self._revise(organisation, plan_id, decide, named=named)
+        # decide always makes a change with an event and its decision, stored as given
+        assert written.change is not None and written.change.decision is not None
+        assert written.event is not None
+        return Recorded(written.change.decision, written.event, written.record)
 
     def confirm(self, organisation: str, plan_id: str, key_id: int | None = None) -> PlanRecord:
         """A clinician confirms the plan: a revision, so it is in the history; confirming
@@ -259,7 +260,7 @@ class PlanService(PlanWrites):
                 key_id=key_id,
             )
 
-        return self._revise(organisation, plan_id, decide)[0]
+        return self._revise(organisation, plan_id, decide).record
 
 
 __all__ = ["CANCELLED_GRACE", "PlanService", "Precondition", "Recorded"]

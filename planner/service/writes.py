@@ -15,6 +15,7 @@ from datetime import datetime
 
 from planner.domain.model import Plan, Protocol
 from planner.domain.planning import RecordedEvent, replay
+from planner.domain.progress import Decision
 from planner.service import state
 from planner.service.base import ServiceBase
 from planner.service.cache import SNAPSHOT_PROTOCOLS
@@ -42,7 +43,19 @@ class Change:
     #: The API key that made the change (``None``: the command line, a test).
     key_id: int | None
     event: EventRecord | None = None
+    #: What the event meant for the runner (check-ins, gates, cancellations).
+    decision: Decision | None = None
     check_in: CheckInRecorded | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """What a write left: the current record, and the change and event it stored
+    (``None`` when there was nothing to change)."""
+
+    record: PlanRecord
+    change: Change | None = None
+    event: EventRecord | None = None
 
 
 #: Decides the next revision from the current record, its plan and protocol; ``None``:
@@ -117,9 +130,8 @@ class PlanWrites(ServiceBase):
 
     def _revise(
         self, organisation: str, plan_id: str, decide: Decide, *, named: bool = False
-    ) -> tuple[PlanRecord, EventRecord | None]:
-        """Write the revision ``decide`` makes of the current one; the new record and the
-        event as stored.
+    ) -> Written:
+        """Write the revision ``decide`` makes of the current one.
 
         ``named``: the client named the revision it saw (``If-Match`` or ``revision``), so
         a concurrent write is a :class:`RevisionConflict` for it to resolve; otherwise the
@@ -130,14 +142,16 @@ class PlanWrites(ServiceBase):
             plan, protocol = self._current(record, state_loaded=True)
             change = decide(record, plan, protocol)
             if change is None:
-                return record, None
+                return Written(record)
             try:
-                return self._commit(record, plan, change)
+                new_record, stored = self._commit(record, plan, change)
             except StaleRevision:
                 if named:
                     raise RevisionConflict(
                         "The plan changed while this was being recorded: retry."
                     ) from None
+                continue
+            return Written(new_record, change, stored)
         raise RevisionConflict("The plan is being changed by others: retry.")
 
     def _commit(
