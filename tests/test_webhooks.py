@@ -389,12 +389,48 @@ def test_private_receivers_are_refused_unless_allowed(store: Store, receiver: Re
 
     assert receiver.requests == []
     delivery = only_delivery(store, hook)
-    assert delivery.state is DeliveryState.PENDING
+    assert delivery.state is DeliveryState.FAILED  # refused: retrying cannot change it
+    assert delivery.attempts == 1 and delivery.gave_up_at == T0
     assert (delivery.last_error or "").startswith("Refused:")
 
 
+def test_an_unresolvable_receiver_is_retried_not_refused(store: Store) -> None:
+    hook = subscribe(store, "http://hooks.example.com/in")
+    webhooks.enqueue(store, "acme", "plan.revised", {}, now=T0)
+
+    deliverer(store, allow_private=False, resolve=resolver()).run_once(T0)
+
+    delivery = only_delivery(store, hook)
+    assert delivery.state is DeliveryState.PENDING
+    assert "cannot be resolved" in (delivery.last_error or "")
+    assert delivery.next_attempt_at == T0 + timedelta(seconds=30)
+
+
+def test_delivery_connects_to_the_address_it_checked(store: Store, receiver: Receiver) -> None:
+    """The host is resolved once, by the check; the connection goes to that address, so a
+    second DNS answer (a rebinding to an internal host) is never used. ``.invalid`` never
+    resolves in real DNS: the delivery can only arrive through the pinned address."""
+    port = receiver.url.split(":")[2].split("/")[0]
+    hook = subscribe(store, f"http://receiver.invalid:{port}/hook")
+    webhooks.enqueue(store, "acme", "plan.revised", {}, now=T0)
+    answers: list[str] = []
+
+    def rebinding(host: str, port_: int, **kw: Any) -> list[tuple[Any, ...]]:
+        answers.append(host)
+        return resolver("127.0.0.1" if len(answers) == 1 else "10.9.9.9")(host, port_, **kw)
+
+    deliverer(store, resolve=rebinding).run_once(T0)
+
+    assert answers == ["receiver.invalid"]  # resolved once
+    (got,) = receiver.requests
+    assert got.headers["host"] == f"receiver.invalid:{port}"
+    assert only_delivery(store, hook).state is DeliveryState.DELIVERED
+
+
 def test_a_broken_transport_reschedules_instead_of_stalling(store: Store) -> None:
-    def broken(url: str, body: bytes, headers: Any, timeout: float) -> Attempt:
+    def broken(
+        url: str, body: bytes, headers: Any, timeout: float, address: str | None = None
+    ) -> Attempt:
         raise RuntimeError("boom")
 
     hook = subscribe(store, "http://127.0.0.1:9/hook")
@@ -508,7 +544,9 @@ def test_a_worker_dying_mid_delivery_only_delays_the_message(
     hook = subscribe(first, receiver.url)
     webhooks.enqueue(first, "acme", "plan.revised", {}, now=T0)
 
-    def crash(url: str, body: bytes, headers: Any, timeout: float) -> Attempt:
+    def crash(
+        url: str, body: bytes, headers: Any, timeout: float, address: str | None = None
+    ) -> Attempt:
         raise SystemExit("killed")  # not an Exception: nothing catches it
 
     with pytest.raises(SystemExit):
@@ -713,6 +751,34 @@ def test_check_url_refuses_internal_addresses_unless_allowed(url: str) -> None:
     with pytest.raises(InvalidWebhookUrl, match="internal"):
         check_url(url, resolve=resolver())
     assert check_url(url, allow_private=True) == url
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "64:ff9b::a9fe:a9fe",  # NAT64 of 169.254.169.254 (cloud metadata)
+        "64:ff9b::a00:1",  # NAT64 of 10.0.0.1
+        "64:ff9b:1::a00:1",  # local-use NAT64
+        "2002:7f00:1::1",  # 6to4 of 127.0.0.1
+        "2002:a00:1::1",  # 6to4 of 10.0.0.1
+        "::127.0.0.1",  # IPv4-compatible
+        "::ffff:0:7f00:1",  # IPv4-translated 127.0.0.1
+        "::ffff:7f00:1",  # IPv4-mapped 127.0.0.1
+        "fec0::1",  # site-local
+        "fc00::1",  # unique local
+        "fe80::1",  # link-local
+    ],
+)
+def test_check_url_refuses_ipv4_internal_addresses_written_in_ipv6(address: str) -> None:
+    with pytest.raises(InvalidWebhookUrl, match="internal"):
+        check_url(f"http://[{address}]/hook")
+    with pytest.raises(InvalidWebhookUrl, match="internal"):  # also when a name resolves to it
+        check_url("https://hooks.example.com/in", resolve=resolver(address))
+
+
+@pytest.mark.parametrize("address", ["64:ff9b::808:808", "2002:808:808::1", "2606:4700::1111"])
+def test_check_url_accepts_public_addresses_in_ipv6(address: str) -> None:
+    assert check_url(f"http://[{address}]/hook") == f"http://[{address}]/hook"
 
 
 def test_check_url_resolves_host_names() -> None:

@@ -68,11 +68,13 @@ __all__ = [
     "BackgroundDelivery",
     "Deliverer",
     "InvalidWebhookUrl",
+    "UnresolvableHost",
     "allow_private_from_env",
     "backoff",
     "check_url",
     "message_body",
     "post",
+    "receiver_address",
     "sign",
     "signature_header",
 ]
@@ -85,7 +87,20 @@ class InvalidWebhookUrl(ValueError):
     """The URL cannot be a webhook receiver (scheme, syntax, or a private address)."""
 
 
+class UnresolvableHost(InvalidWebhookUrl):
+    """The receiver's host name does not resolve (now): worth retrying, unlike a refusal."""
+
+
 Resolver = Callable[..., Sequence[tuple[Any, ...]]]
+
+#: IPv6 ranges that carry an IPv4 address in their last 32 bits: the NAT64 well-known
+#: prefix (RFC 6052), IPv4-compatible (RFC 4291, deprecated) and IPv4-translated
+#: (RFC 2765) addresses. 6to4 (RFC 3056) embeds it elsewhere; ``ipaddress`` decodes it.
+_EMBEDS_IPV4_AT_END = tuple(
+    ipaddress.IPv6Network(net) for net in ("64:ff9b::/96", "::/96", "::ffff:0:0:0/96")
+)
+#: Local-use NAT64 (RFC 8215), where the IPv4 part's position varies: never public.
+_LOCAL_NAT64 = ipaddress.IPv6Network("64:ff9b:1::/48")
 
 
 def check_url(
@@ -95,9 +110,11 @@ def check_url(
 
     Only ``http`` and ``https`` with a host and no credentials. Unless ``allow_private``,
     the host must resolve to public addresses only: loopback, private, link-local (cloud
-    metadata), shared, reserved and multicast addresses are refused, so that webhooks
-    cannot be aimed at the service's own network (server-side request forgery). The
-    deliverer checks again before every attempt, since DNS answers can change.
+    metadata), shared, reserved and multicast addresses are refused — also when written
+    inside an IPv6 address (NAT64, 6to4, IPv4-compatible or -translated forms) — so that
+    webhooks cannot be aimed at the service's own network (server-side request forgery).
+    The deliverer checks again before every attempt and connects to the address it
+    checked (:func:`receiver_address`), since DNS answers can change.
 
     >>> check_url("ftp://example.com/")
     Traceback (most recent call last):
@@ -105,7 +122,34 @@ def check_url(
     planner.service.delivery.InvalidWebhookUrl: Use an http:// or https:// URL.
     >>> check_url("http://127.0.0.1:9000/hook", allow_private=True)
     'http://127.0.0.1:9000/hook'
+    >>> check_url("http://[64:ff9b::a9fe:a9fe]/")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    planner.service.delivery.InvalidWebhookUrl: The host '64:ff9b::a9fe:a9fe' is a private, ...
     """
+    host, port = _host_and_port(url)
+    if not allow_private:
+        _public_addresses(host, port, resolve)
+    return url
+
+
+def receiver_address(
+    url: str, *, allow_private: bool = False, resolve: Resolver = socket.getaddrinfo
+) -> str:
+    """The one address a delivery to ``url`` connects to, checked as :func:`check_url`
+    checks it: resolving once and connecting to what was checked leaves no second DNS
+    answer (a rebinding) to reach an internal host.
+
+    Raises:
+        InvalidWebhookUrl: refused (:class:`UnresolvableHost`: the host does not resolve).
+    """
+    host, port = _host_and_port(url)
+    if allow_private:
+        return _addresses(host, port, resolve)[0]
+    return _public_addresses(host, port, resolve)[0]
+
+
+def _host_and_port(url: str) -> tuple[str, int]:
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -120,14 +164,16 @@ def check_url(
         raise InvalidWebhookUrl("The URL must not contain credentials.")
     if any(ch.isspace() for ch in url):
         raise InvalidWebhookUrl("The URL must not contain spaces.")
-    if allow_private:
-        return url
-    for address in _addresses(host, port or (443 if parts.scheme == "https" else 80), resolve):
-        if not _is_public(address):
-            raise InvalidWebhookUrl(
-                f"The host {host!r} is a private, loopback or otherwise internal address."
-            )
-    return url
+    return host, port or (443 if parts.scheme == "https" else 80)
+
+
+def _public_addresses(host: str, port: int, resolve: Resolver) -> list[str]:
+    addresses = _addresses(host, port, resolve)
+    if not all(_is_public(address) for address in addresses):
+        raise InvalidWebhookUrl(
+            f"The host {host!r} is a private, loopback or otherwise internal address."
+        )
+    return addresses
 
 
 def _addresses(host: str, port: int, resolve: Resolver) -> list[str]:
@@ -138,18 +184,34 @@ def _addresses(host: str, port: int, resolve: Resolver) -> list[str]:
     try:
         infos = resolve(host, port, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError) as exc:
-        raise InvalidWebhookUrl(f"The host {host!r} cannot be resolved.") from exc
+        raise UnresolvableHost(f"The host {host!r} cannot be resolved.") from exc
     addresses = [str(info[4][0]) for info in infos]
     if not addresses:
-        raise InvalidWebhookUrl(f"The host {host!r} cannot be resolved.")
+        raise UnresolvableHost(f"The host {host!r} cannot be resolved.")
     return addresses
 
 
 def _is_public(address: str) -> bool:
+    """Whether ``address`` — and any IPv4 address written inside it — is on the public
+    internet (``ip.is_global`` alone misses the IPv6 forms that embed an IPv4 one)."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.is_site_local or ip in _LOCAL_NAT64:
+            return False
+        embedded = _embedded_ipv4(ip)
+        if embedded is not None:
+            return _is_public(str(embedded))
     return ip.is_global and not ip.is_multicast
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if any(ip in network for network in _EMBEDS_IPV4_AT_END) and int(ip) > 1:
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
 
 
 # ----------------------------------------------------------------------------- signing
@@ -224,8 +286,16 @@ class Attempt:
 
 
 class Sender(Protocol):
+    """Sends one message; ``address``: the checked IP address to connect to (``None``:
+    resolve the URL's host)."""
+
     def __call__(
-        self, url: str, body: bytes, headers: Mapping[str, str], timeout: float
+        self,
+        url: str,
+        body: bytes,
+        headers: Mapping[str, str],
+        timeout: float,
+        address: str | None = None,
     ) -> Attempt: ...
 
 
@@ -236,7 +306,43 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
         return None
 
 
-_OPENER = urllib.request.build_opener(_NoRedirects)
+def _pinned(connection: type[http.client.HTTPConnection], address: str) -> Any:
+    """``connection`` connecting to ``address`` whatever its host resolves to now; TLS
+    still verifies the certificate for (and sends SNI of) the URL's host name."""
+
+    def create_connection(where: tuple[str, int], *args: Any, **kwargs: Any) -> socket.socket:
+        return socket.create_connection((address, where[1]), *args, **kwargs)
+
+    class Pinned(connection):  # type: ignore[valid-type,misc]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._create_connection = create_connection  # what connect() opens the socket with
+
+    return Pinned
+
+
+class _PinnedHTTP(urllib.request.HTTPHandler):
+    def __init__(self, address: str) -> None:
+        super().__init__()
+        self.address = address
+
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(_pinned(http.client.HTTPConnection, self.address), req)
+
+
+class _PinnedHTTPS(urllib.request.HTTPSHandler):
+    def __init__(self, address: str) -> None:
+        super().__init__()
+        self.address = address
+
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(_pinned(http.client.HTTPSConnection, self.address), req)
+
+
+def _opener(address: str | None) -> urllib.request.OpenerDirector:
+    if address is None:
+        return urllib.request.build_opener(_NoRedirects)
+    return urllib.request.build_opener(_NoRedirects, _PinnedHTTP(address), _PinnedHTTPS(address))
 
 
 def _retry_after(value: str | None) -> timedelta | None:
@@ -254,11 +360,18 @@ def _retry_after(value: str | None) -> timedelta | None:
     return max(when - datetime.now(UTC), timedelta(0))
 
 
-def post(url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> Attempt:
-    """POST ``body`` with urllib (standard library); never raises for network trouble."""
+def post(
+    url: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    timeout: float,
+    address: str | None = None,
+) -> Attempt:
+    """POST ``body`` with urllib (standard library), to ``address`` when given; never
+    raises for network trouble."""
     request = urllib.request.Request(url, data=body, headers=dict(headers), method="POST")
     try:
-        with _OPENER.open(request, timeout=timeout) as response:
+        with _opener(address).open(request, timeout=timeout) as response:
             response.read(_MAX_RESPONSE_BYTES)
             return Attempt(response.status)
     except urllib.error.HTTPError as exc:
@@ -384,10 +497,15 @@ class Deliverer:
             ),
         }
         try:
-            check_url(webhook.url, allow_private=self.allow_private, resolve=self.resolve)
-            attempt = self.send(webhook.url, body, headers, self.timeout)
-        except InvalidWebhookUrl as exc:
-            attempt = Attempt(None, f"Refused: {exc}")
+            address = receiver_address(
+                webhook.url, allow_private=self.allow_private, resolve=self.resolve
+            )
+            attempt = self.send(webhook.url, body, headers, self.timeout, address)
+        except UnresolvableHost as exc:  # DNS may answer again: retried as a failure
+            attempt = Attempt(None, str(exc))
+        except InvalidWebhookUrl as exc:  # refused: no retry will change that
+            self._finish(claimed, Attempt(None, f"Refused: {exc}"), gave_up_at=now)
+            return
         except Exception as exc:  # a broken transport must not stall the row until its lease ends
             log.exception("webhook transport failed for delivery %s", delivery.id)
             attempt = Attempt(None, f"{type(exc).__name__}: {exc}")
