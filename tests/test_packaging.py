@@ -157,6 +157,12 @@ def test_access_log_never_shows_a_feed_token() -> None:
     assert redact(f"GET /feeds/{token}.ics HTTP/1.1") == "GET /feeds/<redacted> HTTP/1.1"
     assert redact(f"/p/{token}") == "/p/<redacted>"
     assert redact("/v1/plans/abc") == "/v1/plans/abc"
+    # percent-encoded paths are routed like plain ones, so they are redacted alike
+    assert redact(f"GET /%66eeds/{token}.ics HTTP/1.1") == "GET /feeds/<redacted> HTTP/1.1"
+    assert redact(f"/%70/{token}") == "/p/<redacted>"
+    assert redact(f"/feeds%2F{token}.ics") == "/feeds/<redacted>"
+    assert redact(f"//feeds//{token}.ics") == "/feeds/<redacted>"
+    assert token not in redact(f"/%66%65%65%64%73/{token[:5]}%{ord(token[5]):02X}{token[6:]}")
 
     logger = RedactingLogger.__new__(RedactingLogger)
     environ = {

@@ -7,6 +7,8 @@ kept out of logs (see ``planner.web.server``).
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from html import escape
 from typing import Any
 from urllib.parse import quote
@@ -117,6 +119,31 @@ class Feed(MethodView):
         return response
 
 
+_HELP_STYLE = """
+body{font:16px/1.5 system-ui,sans-serif;max-width:36rem;margin:2rem auto;padding:0 1rem}
+body{color:#1a1a1a} a{color:#0b57d0}
+code{word-break:break-all;background:#f3f3f3;padding:.1rem .3rem}
+"""
+#: The help page runs no script and loads nothing; its one inline style is allowed by hash.
+_HELP_HEADERS = {
+    "Content-Security-Policy": "; ".join(
+        (
+            "default-src 'none'",
+            "style-src 'sha256-"
+            + base64.b64encode(hashlib.sha256(_HELP_STYLE.encode()).digest()).decode()
+            + "'",
+            "base-uri 'none'",
+            "form-action 'none'",
+            "frame-ancestors 'none'",
+        )
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Robots-Tag": "noindex, nofollow",
+    "Cache-Control": "no-store",
+}
+
+
 def help_page(record: PlanRecord) -> Response:
     links = subscribe_links(record)
     html = f"""<!doctype html>
@@ -124,11 +151,7 @@ def help_page(record: PlanRecord) -> Response:
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="referrer" content="no-referrer"><meta name="robots" content="noindex">
 <title>Calendar feed — Return to running</title>
-<style>
-body{{font:16px/1.5 system-ui,sans-serif;max-width:36rem;margin:2rem auto;padding:0 1rem}}
-body{{color:#1a1a1a}} a{{color:#0b57d0}}
-code{{word-break:break-all;background:#f3f3f3;padding:.1rem .3rem}}
-</style>
+<style>{_HELP_STYLE}</style>
 </head><body><main>
 <h1>This is a calendar feed</h1>
 <p>Add it to your calendar app once; it updates itself when your plan changes.</p>
@@ -142,7 +165,7 @@ code{{word-break:break-all;background:#f3f3f3;padding:.1rem .3rem}}
 <p>Keep this address private: anyone who has it can see your training calendar.</p>
 </main></body></html>"""
     response = Response(html, mimetype="text/html")
-    response.headers["Cache-Control"] = "no-store"
+    response.headers.update(_HELP_HEADERS)
     return response
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import unquote
 
 from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger
@@ -12,12 +13,14 @@ from planner.web import create_app
 from planner.web.webhooks import start_background_delivery
 
 #: Feed and page URLs carry a capability token: it must never reach a log file.
-_TOKEN_PATH = re.compile(r"/(feeds|p)/[^/?\s]+")
+_TOKEN_PATH = re.compile(r"/+(feeds|p)/+[^/?#\s]+")
 
 
 def redact(text: str) -> str:
-    """``/feeds/<token>.ics`` → ``/feeds/<redacted>``; everything else unchanged."""
-    return _TOKEN_PATH.sub(lambda m: f"/{m.group(1)}/<redacted>", text)
+    """``/feeds/<token>.ics`` → ``/feeds/<redacted>``, also when the path was sent
+    percent-encoded (``/%66eeds/…``, ``/feeds%2F…``): the server decodes it before routing,
+    so the log is redacted on the decoded text."""
+    return _TOKEN_PATH.sub(lambda m: f"/{m.group(1)}/<redacted>", unquote(text))
 
 
 class RedactingLogger(Logger):  # type: ignore[misc]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -72,6 +74,12 @@ def test_a_browser_gets_a_help_page(
 
     assert page.mimetype == "text/html" and "webcal://" in page.get_data(as_text=True)
     assert calendar_app.mimetype == "text/calendar"
+    assert page.headers["X-Content-Type-Options"] == "nosniff"
+    policy = page.headers["Content-Security-Policy"]
+    assert "default-src 'none'" in policy and "script-src" not in policy
+    style = page.get_data(as_text=True).split("<style>")[1].split("</style>")[0]
+    digest = base64.b64encode(hashlib.sha256(style.encode()).digest()).decode()
+    assert f"style-src 'sha256-{digest}'" in policy  # the page's own style, and only it
 
 
 def test_conditional_get_rules(client: FlaskClient, auth: dict[str, str], clock: Clock) -> None:
