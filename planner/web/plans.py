@@ -218,7 +218,10 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         created, plan_id = json.loads(raw)
-        return datetime.fromisoformat(created), str(plan_id)
+        position = datetime.fromisoformat(created)
+        if position.tzinfo is None:  # only a forged cursor lacks the zone ours carry
+            raise ValueError("naive datetime")
+        return position, str(plan_id)
     except (ValueError, TypeError) as exc:
         raise InvalidCursor(
             "Invalid cursor.", {"cursor": ["Use the links.next of the previous page."]}
