@@ -44,6 +44,7 @@ from planner.service.plans import CANCELLED_GRACE, PlanService, Precondition, Re
 from planner.service.rendering import served, served_document
 from planner.service.requests import build_plan
 from planner.service.webhooks import EVENT_TYPES, WebhookService
+from planner.service.writes import WriteRetry
 from planner.store import (
     ApiKey,
     Claim,
@@ -84,6 +85,7 @@ class Planner(PlanService, FeedService, WebhookService, KeyService, IdempotencyS
     recent: RecentPlans = field(default_factory=RecentPlans, repr=False, compare=False)
     #: Which exporters render revisions (the ``PLANNER_EXPORTERS`` setting).
     exporters: Exporters = field(default=FAST_EXPORTERS, repr=False)
+    write_retry: WriteRetry = field(default_factory=WriteRetry, repr=False)
 
     def database_revision(self) -> str | None:
         """The schema revision the database is at (fails when it is unreachable)."""
@@ -132,6 +134,7 @@ __all__ = [
     "WebhookDisabled",
     "WebhookNotFound",
     "WebhookRecord",
+    "WriteRetry",
     "build_plan",
     "open_store",
     "served",

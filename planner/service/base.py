@@ -10,11 +10,15 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from planner.catalog import Catalog
 from planner.export import Exporters
 from planner.service.cache import RecentPlans
 from planner.store import Store
+
+if TYPE_CHECKING:
+    from planner.service.writes import WriteRetry
 
 
 def new_token() -> str:
@@ -34,3 +38,5 @@ class ServiceBase:
     #: several processes on one database can share it safely).
     recent: RecentPlans
     exporters: Exporters
+    #: How writes that named no revision wait out concurrent writers.
+    write_retry: WriteRetry

@@ -9,7 +9,9 @@ serialise on the plan's revision number: the store's ``update_plan`` stores revi
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import random
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -25,10 +27,29 @@ from planner.service.requests import event_from_payload, request_from_document
 from planner.service.webhooks import CheckInRecorded, plan_events
 from planner.store import EventRecord, PlanRecord, RevisionRecord, StaleRevision
 
-#: Optimistic-concurrency retries for writes that did not name a revision.
-WRITE_ATTEMPTS = 5
-
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class WriteRetry:
+    """How a write that named no revision waits out others writing the same plan: it is
+    decided again on the newest revision after a short, growing, jittered pause, until
+    ``deadline`` seconds have passed — a client that set no precondition should not see
+    a conflict someone else caused."""
+
+    deadline: float = 10.0
+    first_pause: float = 0.002
+    max_pause: float = 0.1
+
+    def pauses(self) -> Iterator[float]:
+        """Pauses to sleep between attempts; ends when the deadline would be passed."""
+        started, pause = time.monotonic(), self.first_pause
+        while True:
+            jittered = pause * (0.5 + random.random() / 2)
+            if time.monotonic() + jittered - started > self.deadline:
+                return
+            yield jittered
+            pause = min(pause * 2, self.max_pause)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,9 +156,10 @@ class PlanWrites(ServiceBase):
 
         ``named``: the client named the revision it saw (``If-Match`` or ``revision``), so
         a concurrent write is a :class:`RevisionConflict` for it to resolve; otherwise the
-        write is decided again on the newest revision, a few times.
+        write is decided again on the newest revision until :attr:`write_retry`'s deadline.
         """
-        for _ in range(WRITE_ATTEMPTS):
+        pauses = self.write_retry.pauses()
+        while True:
             record = self._writable(organisation, plan_id)
             plan, protocol = self._current(record, state_loaded=True)
             change = decide(record, plan, protocol)
@@ -150,9 +172,12 @@ class PlanWrites(ServiceBase):
                     raise RevisionConflict(
                         "The plan changed while this was being recorded: retry."
                     ) from None
+                pause = next(pauses, None)
+                if pause is None:
+                    raise RevisionConflict("The plan is being changed by others: retry.") from None
+                time.sleep(pause)
                 continue
             return Written(new_record, change, stored)
-        raise RevisionConflict("The plan is being changed by others: retry.")
 
     def _commit(
         self, record: PlanRecord, previous: Plan, change: Change
