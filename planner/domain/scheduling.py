@@ -6,6 +6,8 @@ Rules this module guarantees (design.md §3–4, domain.md A3):
   the previous one ends; ``end_date`` is inclusive;
 * every session lies inside its phase;
 * running falls only on the runner's run days and never on two consecutive days;
+* weekly running volume rises by at most 10 % a week, whatever the run days (A3,
+  ``return_to_training``: "volume ≤ +10 %/week" [R20][R37][R41]); see below;
 * timed sessions keep their local wall-clock time across DST changes; a time that
   does not exist on a spring-forward day moves to the first valid instant after it.
 
@@ -23,6 +25,35 @@ Date arithmetic is the standard library's, not dateutil's, on purpose:
   ``timedelta`` is exact for both. No rule counts months, and
   ``relativedelta(day, start).weeks`` counts only the weeks left after whole months.
 * Zones are ``zoneinfo``.
+
+Weekly volume (domain.md A3). A running template that advances weekly
+(``advance = "weekly"``: the continuous-running build of ``return_to_training``) is
+laid out on alternate run days, and with many run days that alone gives 4 runs in one
+week and 3 in the next (seven run days: 90 → 132 → 108 → 156 … minutes). So the
+scheduler caps each week instead: a run is left out when it would take the week's
+running minutes above 110 % of the previous week's; never more, and a week with fewer
+runs is always allowed. How it counts:
+
+* a *week* is the same 7-day block that sets the template's level: whole weeks since
+  the phase began, ``(day - phase_start).days // 7``;
+* *running minutes* are the minutes of running in a session
+  (:func:`running_minutes`): a continuous run's duration, the run steps of a walk/run
+  session times its repeats; the walking around them does not count;
+* the first week of the build is its baseline and is not capped: it runs the first
+  level (30 min) on the alternate run days, after the runner has met the
+  ``graded_running`` exit criterion (30 min continuous, pain-free, three times);
+* after a week without running (a rest the runner was told to take) the cap is taken
+  from the last week that had running, so a break never lets volume jump;
+* history counts: in a re-plan the cap for a week uses the sessions kept from the
+  previous revision (cancelled ones did not happen and do not count);
+* walk/run weeks (templates that advance by pain-free sessions, ``graded_running``)
+  are not capped: their levels are A3's published progression (5/1, 4/2, 3/3, 2/4,
+  then 30 min continuous), gated by pain-free sessions per level, and each level
+  doubles the running minutes by design.
+
+Only whole runs are left out (a session never changes its level's length): run days
+fill in date order until the next run would break the cap, so plans stay
+deterministic.
 """
 
 from __future__ import annotations
@@ -45,7 +76,9 @@ from planner.domain.model import (
     Protocol,
     Session,
     SessionKind,
+    SessionStatus,
     SessionTemplate,
+    Step,
     TemplateProgress,
     Weekday,
 )
@@ -337,6 +370,7 @@ def _draft_sessions(
             phase_start=at.start,
             rest_until=inputs.progress.rest_until,
             single_done=bool(done),
+            done=done,
         )
         drafts.extend(
             _Draft(
@@ -474,12 +508,15 @@ def _place(
     phase_start: date,
     rest_until: date | None,
     single_done: bool = False,
+    done: Sequence[Session] = (),
 ) -> list[tuple[date, int]]:
     """Days (and level indexes) of one template's sessions from ``start`` to ``end``
     inclusive; with ``end`` of ``None`` until its programme is complete.
 
     Levels continue from ``state`` and assume every new session counts. Running never
-    lands on or before ``rest_until`` nor the day after another run.
+    lands on or before ``rest_until`` nor the day after another run, and a weekly
+    running build never rises above 110 % of the previous week (``done``: the
+    template's sessions kept from history, which count toward their weeks).
     """
     if template.at is not None:
         return _place_single(template, start, end, phase_start, single_done)
@@ -488,6 +525,7 @@ def _place(
     previous = last_run if running else None
     placed: list[tuple[date, int]] = []
     weekdays = frozenset(_candidate_weekdays(template, run_days))
+    cap = _WeeklyCap(phase_start, done) if running and template.advance == "weekly" else None
     for day in days_on_weekdays(weekdays, start, end):
         if total is not None and len(placed) >= total:
             return placed
@@ -497,7 +535,10 @@ def _place(
             continue
         if running and rest_until is not None and day <= rest_until:
             continue
-        placed.append((day, _level_index(template, state, day, phase_start, len(placed))))
+        level_index = _level_index(template, state, day, phase_start, len(placed))
+        if cap is not None and not cap.take(day, template, level_index):
+            continue
+        placed.append((day, level_index))
         previous = day
     if total is not None and len(placed) < total:
         raise InvalidRequest(
@@ -505,6 +546,65 @@ def _place(
             {"schedule.run_days": ["Choose run days with a rest day between them."]},
         )
     return placed
+
+
+def running_minutes(session: Session) -> int:
+    """Minutes of running in a session (domain.md A3's weekly volume): a continuous
+    run's duration, or a walk/run session's run steps times its repeats; 0 for
+    anything that is not running.
+
+    >>> from planner.domain.model import Step
+    >>> running_minutes(Session(uid="u", key="k", date=date(2027, 1, 4), phase="p",
+    ...     kind=SessionKind.RUN_WALK, title="t", duration_min=30, repeat=5,
+    ...     steps=(Step("walk", 4), Step("run", 2))))
+    10
+    """
+    return _minutes(session.kind, session.duration_min, session.steps, session.repeat)
+
+
+def _minutes(
+    kind: SessionKind, duration_min: int | None, steps: Sequence[Step], repeat: int | None
+) -> int:
+    if not kind.is_running:
+        return 0
+    if steps:
+        return sum(s.minutes for s in steps if s.activity == "run") * (repeat or 1)
+    return duration_min or 0
+
+
+class _WeeklyCap:
+    """Running minutes per week of a phase; a run is taken only while its week stays
+    within 110 % of the last earlier week that had running (the module docstring)."""
+
+    __slots__ = ("_phase_start", "_weeks")
+
+    def __init__(self, phase_start: date, done: Iterable[Session]) -> None:
+        self._phase_start = phase_start
+        self._weeks: dict[int, int] = {}
+        for session in done:
+            if session.status is not SessionStatus.CANCELLED:
+                self._add(self._week(session.date), running_minutes(session))
+
+    def _week(self, day: date) -> int:
+        return (day - self._phase_start).days // 7
+
+    def _add(self, week: int, minutes: int) -> None:
+        self._weeks[week] = self._weeks.get(week, 0) + minutes
+
+    def take(self, day: date, template: SessionTemplate, level_index: int) -> bool:
+        """Count a run on ``day`` at this level if the cap allows it."""
+        level = template.levels[level_index]
+        minutes = _minutes(
+            level.kind or template.kind, level.duration_min, level.steps, level.repeat
+        )
+        week = self._week(day)
+        earlier = [w for w, v in self._weeks.items() if w < week and v > 0]
+        if earlier:  # the first week with running is the baseline
+            last = self._weeks[max(earlier)]
+            if (self._weeks.get(week, 0) + minutes) * 10 > last * 11:
+                return False
+        self._add(week, minutes)
+        return True
 
 
 def _place_single(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -464,3 +465,42 @@ def test_the_compiled_feed_settings_dumper_equals_marshmallow(settings: dict[str
     loaded = schema.load(settings)
     assert dump_feed_settings(loaded) == schema.dump(loaded)
     assert list(dump_feed_settings(loaded)) == list(schema.dump(loaded))  # key order too
+
+
+# ----------------------------------------------------------------------------- clinical safety
+
+
+def _running_minutes(session: dict[str, Any]) -> int:
+    if session["kind"] not in ("run_walk", "run"):
+        return 0
+    steps = session.get("steps") or []
+    if steps:
+        run = sum(s["minutes"] for s in steps if s["activity"] == "run")
+        return run * (session.get("repeat") or 1)
+    return int(session["duration_min"] or 0)
+
+
+@pytest.mark.parametrize(
+    "run_days",
+    [["MO", "TU", "WE", "TH", "FR", "SA", "SU"], ["MO", "WE", "FR", "SU"], ["SA", "SU"]],
+)
+def test_weekly_running_volume_rises_at_most_10_percent_whatever_the_run_days(
+    client: FlaskClient, auth: dict[str, str], run_days: list[str]
+) -> None:
+    body = {**copy.deepcopy(EXAMPLE_PLAN), "schedule": {"run_days": run_days}}
+    response = post_plan(client, auth, body)
+
+    assert response.status_code == 201, response.get_json()
+    plan = response.get_json()
+    build = next(p for p in plan["phases"] if p["key"] == "return_to_training")
+    first = datetime.fromisoformat(build["start_date"]).date()
+    weeks: dict[int, int] = {}
+    for s in plan["sessions"]:
+        if s["phase"] == "return_to_training" and _running_minutes(s):
+            week = (datetime.fromisoformat(s["date"]).date() - first).days // 7
+            weeks[week] = weeks.get(week, 0) + _running_minutes(s)
+    volumes = [weeks[w] for w in sorted(weeks)]
+    assert len(volumes) == 8, volumes
+    assert all(after * 10 <= before * 11 for before, after in itertools.pairwise(volumes)), volumes
+    if len(run_days) == 7:
+        assert volumes == [90, 99, 108, 117, 126, 135, 135, 135]
