@@ -14,7 +14,7 @@ from flask import Blueprint, g, request
 from werkzeug.wrappers import Response
 
 from planner.service import ApiKey
-from planner.web.common import planner
+from planner.web.common import JSON_MIME, planner
 from planner.web.errors import problem
 
 BEARER_SCHEME = {
@@ -77,10 +77,12 @@ def require_json_body() -> Response | None:
     if request.method not in ("POST", "PUT", "PATCH"):
         return None
     has_body = bool(request.content_length) or "Transfer-Encoding" in request.headers
-    if has_body and not request.is_json:
+    charset = request.mimetype_params.get("charset", "utf-8").lower()
+    if has_body and (request.mimetype != JSON_MIME or charset not in ("utf-8", "utf8")):
+        # other +json types are other formats; JSON is read as UTF-8 (RFC 8259 §8.1)
         return problem(
             415,
-            detail="Send the body as JSON with 'Content-Type: application/json'.",
+            detail="Send the body as JSON in UTF-8 with 'Content-Type: application/json'.",
             code="unsupported_media_type",
         )
     return None

@@ -9,6 +9,7 @@ import json
 import pytest
 from flask.testing import FlaskClient
 
+from tests.api.conftest import EXAMPLE_PLAN
 from tests.api.contract import Contract
 
 
@@ -35,3 +36,38 @@ def test_a_forged_cursor_is_a_422_not_a_500(
     assert response.status_code == 422
     assert response.mimetype == "application/problem+json"
     assert "cursor" in response.get_json()["errors"]
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/json; charset=utf-16",
+        "application/json; charset=latin-1",
+        "application/problem+json",
+        "application/json-patch+json",
+        "text/plain",
+    ],
+)
+def test_a_body_that_is_not_json_in_utf8_is_a_415(
+    client: FlaskClient, auth: dict[str, str], content_type: str
+) -> None:
+    body = json.dumps(EXAMPLE_PLAN)
+
+    response = client.post("/v1/plans", data=body, headers={**auth, "Content-Type": content_type})
+
+    assert response.status_code == 415
+    assert response.get_json()["type"].endswith("unsupported_media_type")
+    assert client.get("/v1/plans", headers=auth).get_json()["total"] == 0  # nothing made
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/json", "application/json; charset=utf-8", "Application/JSON"]
+)
+def test_json_in_utf8_is_accepted(
+    client: FlaskClient, auth: dict[str, str], content_type: str
+) -> None:
+    body = json.dumps(EXAMPLE_PLAN)
+
+    response = client.post("/v1/plans", data=body, headers={**auth, "Content-Type": content_type})
+
+    assert response.status_code == 201
