@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -172,3 +173,14 @@ def test_plan_takes_a_grading_system_and_a_risk_assessment(runner: CliRunner) ->
     assert assessed.exit_code == 0, assessed.output
     assert json.loads(assessed.stdout)["risk_assessment"]["score"] >= 6
     assert broken.exit_code == 2 and "risk_assessment" in broken.stderr
+
+
+def test_plan_refuses_a_diagnosis_date_in_the_future(runner: CliRunner) -> None:
+    future = (datetime.now(UTC) + timedelta(days=2)).date().isoformat()
+    args = [a if a != "2026-11-20" else future for a in PLAN_ARGS]
+
+    result = runner.invoke(main, args + ["--format", "json"])
+
+    assert result.exit_code == 2, result.output
+    assert f"diagnosis_date: {future} is in the future" in result.stderr
+    assert not result.stdout

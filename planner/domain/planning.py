@@ -31,18 +31,22 @@ def make_plan(
     plan_id: str,
     created_at: datetime,
     protocol: Protocol | None = None,
+    today: date | None = None,
 ) -> Plan:
     """Triage, select a protocol and schedule it.
 
     Identity and time are inputs, never read from a clock, so the same request,
     catalog, id and timestamp always give the same plan. ``protocol`` pins the exact
-    protocol (re-planning uses the version the plan was made from).
+    protocol (re-planning uses the version the plan was made from). ``today`` is the
+    local date in the plan's time zone when the request is made (see
+    :func:`local_date`): a diagnosis after it is refused. Re-making a stored plan
+    passes none, since its diagnosis date was checked when the plan was made.
 
     Raises:
         InvalidRequest: dates, time zone or schedule preferences are unusable.
         NoMatchingProtocol: no protocol covers the triaged injury.
     """
-    validate_request(request)
+    validate_request(request, today=today)
     selection, triage_alerts = triage(request.injury)
     if request.risk_assessment is not None:
         selection = replace(selection, triad=assess(request.risk_assessment, request.injury))
@@ -145,13 +149,40 @@ CONTEXT_FACTS = frozenset(
 )
 
 
-def validate_request(request: PlanRequest) -> None:
-    """Refuse requests no plan can honour, naming every bad field at once."""
+def local_date(moment: datetime, timezone: str) -> date | None:
+    """The date ``moment`` falls on in the IANA zone ``timezone`` ("today" for a plan);
+    ``None`` for a zone that does not exist (:func:`validate_request` names it).
+
+    >>> from datetime import UTC
+    >>> local_date(datetime(2026, 12, 2, 3, 0, tzinfo=UTC), "America/New_York")
+    datetime.date(2026, 12, 1)
+    """
+    try:
+        zone = ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return None
+    return moment.astimezone(zone).date()
+
+
+def validate_request(request: PlanRequest, *, today: date | None = None) -> None:
+    """Refuse requests no plan can honour, naming every bad field at once.
+
+    With ``today`` (the local date in the plan's time zone), a diagnosis date after it
+    is refused: an injury cannot be diagnosed in the future, and a plan dated from
+    such a day would start a runner's protection late. A start date in the future
+    is fine (a plan may be made ahead).
+    """
     errors: dict[str, list[str]] = {}
     if request.start_date is not None and request.start_date < request.diagnosis_date:
         errors["start_date"] = ["Must not be before diagnosis_date."]
     if request.diagnosis_date < date(1900, 1, 1) or request.effective_start > date(9000, 1, 1):
         errors["diagnosis_date"] = ["Out of range."]
+    if today is not None and request.diagnosis_date > today:
+        errors.setdefault("diagnosis_date", []).append(
+            f"{request.diagnosis_date.isoformat()} is in the future: today is "
+            f"{today.isoformat()} in {request.preferences.timezone}. Give the day the "
+            "injury was diagnosed."
+        )
     try:
         ZoneInfo(request.preferences.timezone)
     except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: e.g. a directory name

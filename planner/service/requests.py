@@ -27,7 +27,7 @@ from planner.domain.model import (
     RiskAssessment,
     RiskFactor,
 )
-from planner.domain.planning import make_plan
+from planner.domain.planning import local_date, make_plan
 from planner.domain.progress import Cancel, CheckIn, Event, Gate
 from planner.domain.scheduling import weekdays_in_order
 from planner.schemas.api import RISK_ASSESSMENT_REQUEST_FIELDS, PlanCreateSchema, PlanSchema
@@ -71,7 +71,9 @@ def build_plan(
     payload: Mapping[str, Any], catalog: Catalog, *, plan_id: str, created_at: datetime
 ) -> Plan:
     """The plan for a validated request: the one path both the API and the CLI take."""
-    return make_plan(plan_request(payload), catalog, plan_id=plan_id, created_at=created_at)
+    request = plan_request(payload)
+    today = local_date(created_at, request.preferences.timezone)  # refuses a future diagnosis
+    return make_plan(request, catalog, plan_id=plan_id, created_at=created_at, today=today)
 
 
 _REQUEST_SCHEMA = PlanSchema(

@@ -504,3 +504,46 @@ def test_weekly_running_volume_rises_at_most_10_percent_whatever_the_run_days(
     assert all(after * 10 <= before * 11 for before, after in itertools.pairwise(volumes)), volumes
     if len(run_days) == 7:
         assert volumes == [90, 99, 108, 117, 126, 135, 135, 135]
+
+
+@pytest.mark.parametrize(
+    ("now", "timezone", "diagnosis", "status"),
+    [
+        (datetime(2026, 11, 21, 9, tzinfo=UTC), "UTC", "2026-11-22", 422),
+        (datetime(2026, 11, 21, 9, tzinfo=UTC), "UTC", "2026-11-21", 201),  # today is fine
+        # 03:00 UTC on the 21st is still the 20th in New York: the plan's local date counts.
+        (datetime(2026, 11, 21, 3, tzinfo=UTC), "America/New_York", "2026-11-21", 422),
+        (datetime(2026, 11, 21, 3, tzinfo=UTC), "UTC", "2026-11-21", 201),
+        (datetime(2026, 11, 21, 12, tzinfo=UTC), "Pacific/Auckland", "2026-11-22", 201),
+    ],
+)
+def test_a_diagnosis_date_in_the_future_is_422(
+    client: FlaskClient,
+    auth: dict[str, str],
+    store: Store,
+    clock: Clock,
+    now: datetime,
+    timezone: str,
+    diagnosis: str,
+    status: int,
+) -> None:
+    clock.now = now
+    body = {**copy.deepcopy(EXAMPLE_PLAN), "timezone": timezone, "diagnosis_date": diagnosis}
+    body["start_date"] = diagnosis
+
+    response = post_plan(client, auth, body)
+
+    assert response.status_code == status, response.get_json()
+    if status == 422:
+        problem = assert_problem(response, 422)
+        assert list(problem["errors"]) == ["diagnosis_date"], problem
+        assert f"{diagnosis} is in the future" in problem["errors"]["diagnosis_date"][0]
+        assert plan_count(store) == 0
+
+
+def test_a_start_date_in_the_future_is_fine(
+    client: FlaskClient, auth: dict[str, str], clock: Clock
+) -> None:
+    body = {**copy.deepcopy(EXAMPLE_PLAN), "start_date": "2027-01-04"}
+    response = post_plan(client, auth, body)
+    assert response.status_code == 201, response.get_json()
