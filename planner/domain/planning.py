@@ -18,7 +18,7 @@ from planner.domain.model import (
     Selection,
 )
 from planner.domain.progress import Decision, Event, revise
-from planner.domain.risk import needs_clearance_review, risk_alerts
+from planner.domain.risk import contradictions, needs_clearance_review, risk_alerts
 from planner.domain.scheduling import parse_session_time, schedule
 from planner.domain.selection import select_protocol, triage
 from planner.domain.triad import assess, context_facts, triad_alerts
@@ -167,10 +167,13 @@ def local_date(moment: datetime, timezone: str) -> date | None:
 def validate_request(request: PlanRequest, *, today: date | None = None) -> None:
     """Refuse requests no plan can honour, naming every bad field at once.
 
-    With ``today`` (the local date in the plan's time zone), a diagnosis date after it
-    is refused: an injury cannot be diagnosed in the future, and a plan dated from
-    such a day would start a runner's protection late. A start date in the future
-    is fine (a plan may be made ahead).
+    ``today`` (the local date in the plan's time zone) marks a new request, and two
+    rules apply only then, so that plans stored before them still re-make:
+
+    * a diagnosis date after ``today`` is refused: an injury cannot be diagnosed in
+      the future (a start date in the future is fine: a plan may be made ahead);
+    * risk factors that the risk assessment contradicts are refused, naming both
+      fields (:func:`planner.domain.risk.contradictions`).
     """
     errors: dict[str, list[str]] = {}
     if request.start_date is not None and request.start_date < request.diagnosis_date:
@@ -183,6 +186,9 @@ def validate_request(request: PlanRequest, *, today: date | None = None) -> None
             f"{today.isoformat()} in {request.preferences.timezone}. Give the day the "
             "injury was diagnosed."
         )
+    if today is not None:
+        for name, messages in contradictions(request.risk_factors, request.risk_assessment).items():
+            errors.setdefault(name, []).extend(messages)
     try:
         ZoneInfo(request.preferences.timezone)
     except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: e.g. a directory name

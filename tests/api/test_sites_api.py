@@ -249,3 +249,56 @@ def test_specialist_gate_starts_the_walking_programme(
     ]
     assert phase(plan, "walking")["start_date"] == "2027-01-21"
     assert plan["expected_return_to_run_date"] is not None
+
+
+# ----------------------------------------------------------------------------- contradictions
+
+
+@pytest.mark.parametrize(
+    ("factor", "assessment", "answer"),
+    [
+        ("prior_bone_stress_injury", {"prior_bsi_count": 0}, "risk_assessment.prior_bsi_count"),
+        (
+            "low_energy_availability",
+            {"energy_availability": "adequate"},
+            "risk_assessment.energy_availability",
+        ),
+        ("low_bone_density", {"bmd_z_score": 0.2}, "risk_assessment.bmd_z_score"),
+    ],
+)
+def test_risk_factors_the_assessment_contradicts_are_422_naming_both(
+    client: FlaskClient,
+    auth: dict[str, str],
+    store: Store,
+    factor: str,
+    assessment: dict[str, Any],
+    answer: str,
+) -> None:
+    request = body(
+        {"site": "femoral_neck", "type": "compression", "fracture_line": True},
+        risk_factors=["female", factor],
+        risk_assessment=assessment,
+    )
+    response = client.post("/v1/plans", json=request, headers=auth)
+
+    assert response.status_code == 422, response.get_json()
+    assert response.mimetype == "application/problem+json"
+    errors = response.get_json()["errors"]
+    assert set(errors) == {"risk_factors", answer}, errors
+    assert factor in errors["risk_factors"][0]
+    assert factor in errors[answer][0]
+    assert plan_count(store) == 0
+
+
+def test_risk_factors_the_assessment_agrees_with_make_a_plan(
+    client: FlaskClient, auth: dict[str, str]
+) -> None:
+    request = body(
+        {"site": "fibula"},
+        risk_factors=["prior_bone_stress_injury", "low_bone_density"],
+        risk_assessment={"prior_bsi_count": 2, "bmd_z_score": -1.4},
+    )
+    response = client.post("/v1/plans", json=request, headers=auth)
+
+    assert response.status_code == 201, response.get_json()
+    assert {a["code"] for a in response.get_json()["alerts"]} >= {"bone_health_referral"}

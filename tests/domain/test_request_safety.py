@@ -9,7 +9,9 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from planner.domain import InvalidRequest, make_plan
+from planner.domain.model import EnergyAvailability, RiskAssessment
 from planner.domain.planning import local_date, validate_request
+from planner.domain.risk import contradictions
 from tests.builders import (
     CREATED_AT,
     DIAGNOSIS_DATE,
@@ -86,3 +88,89 @@ def test_the_local_date_decides_what_is_in_the_future() -> None:
         validate_request(new_york, today=local_date(late_evening_in_new_york, "America/New_York"))
     utc = replace(new_york, preferences=preferences(timezone="UTC"))
     validate_request(utc, today=local_date(late_evening_in_new_york, "UTC"))
+
+
+# ----------------------------------------------------------------------------- risk contradictions
+
+CONTRADICTIONS = [
+    pytest.param(
+        "prior_bone_stress_injury",
+        RiskAssessment(prior_bsi_count=0),
+        "risk_assessment.prior_bsi_count",
+        id="prior-bsi-vs-count-0",
+    ),
+    pytest.param(
+        "low_energy_availability",
+        RiskAssessment(energy_availability=EnergyAvailability.ADEQUATE),
+        "risk_assessment.energy_availability",
+        id="low-ea-vs-adequate",
+    ),
+    pytest.param(
+        "low_bone_density",
+        RiskAssessment(bmd_z_score=0.4),
+        "risk_assessment.bmd_z_score",
+        id="low-bmd-vs-normal-z",
+    ),
+]
+
+
+@pytest.mark.parametrize(("factor", "assessment", "answer"), CONTRADICTIONS)
+def test_a_risk_factor_the_assessment_contradicts_is_refused_naming_both(
+    factor: str, assessment: RiskAssessment, answer: str
+) -> None:
+    request = replace(plan_request(risk_factors=[factor]), risk_assessment=assessment)
+    with pytest.raises(InvalidRequest) as refused:
+        validate_request(request, today=DIAGNOSIS_DATE)
+    errors = refused.value.errors
+    assert set(errors) == {"risk_factors", answer}
+    assert factor in errors["risk_factors"][0] and answer in errors["risk_factors"][0]
+    assert factor in errors[answer][0]
+
+
+def test_every_contradiction_is_named_at_once() -> None:
+    request = replace(
+        plan_request(risk_factors=["prior_bone_stress_injury", "low_bone_density"]),
+        risk_assessment=RiskAssessment(prior_bsi_count=0, bmd_z_score=-0.5),
+    )
+    errors = contradictions(request.risk_factors, request.risk_assessment)
+    assert set(errors) == {
+        "risk_factors",
+        "risk_assessment.prior_bsi_count",
+        "risk_assessment.bmd_z_score",
+    }
+    assert len(errors["risk_factors"]) == 2
+
+
+@pytest.mark.parametrize(
+    ("factors", "assessment"),
+    [
+        (["prior_bone_stress_injury"], RiskAssessment(prior_bsi_count=1)),
+        (["prior_bone_stress_injury"], RiskAssessment()),  # not assessed: nothing to contradict
+        ([], RiskAssessment(prior_bsi_count=0, energy_availability=EnergyAvailability.ADEQUATE)),
+        (
+            ["low_energy_availability"],
+            RiskAssessment(energy_availability=EnergyAvailability.SOME_RESTRICTION),
+        ),
+        (["low_bone_density"], RiskAssessment(bmd_z_score=-1.0)),  # the edge of the low range
+        (["low_bone_density"], RiskAssessment(bmd_z_score=-2.3)),
+        (["menstrual_irregularity"], RiskAssessment(menses_last_12_months=12)),
+        (["female", "prior_bone_stress_injury"], None),
+        # a factor left out is not a "no": the count may say more than the list
+        ([], RiskAssessment(prior_bsi_count=3, prior_high_risk_bsi=True)),
+    ],
+)
+def test_answers_that_agree_or_say_more_are_fine(
+    factors: list[str], assessment: RiskAssessment | None
+) -> None:
+    request = replace(plan_request(risk_factors=factors), risk_assessment=assessment)
+    assert contradictions(request.risk_factors, request.risk_assessment) == {}
+    validate_request(request, today=DIAGNOSIS_DATE)
+
+
+def test_a_stored_plan_with_a_contradiction_still_re_makes() -> None:
+    """Only new requests (a ``today``) are refused, so plans stored before the rule replay."""
+    request = replace(
+        plan_request(risk_factors=["prior_bone_stress_injury"]),
+        risk_assessment=RiskAssessment(prior_bsi_count=0),
+    )
+    assert plan(request).request == request
