@@ -13,6 +13,13 @@ weight → emergency care) and then follow two site rules:
 
 Rule 3 for the femoral neck also counts a non-union (Kaeding–Miller V) as a finding
 that calls for surgery.
+
+A femoral head with a hip-joint effusion stays on rule 5 (a specialist's protocol),
+but with the urgency and crutch advice of the femoral neck's high-risk findings
+(rule 3): the ``urgent_surgical_referral`` alert — strict non-weight-bearing on
+crutches, a same-day orthopaedic assessment — instead of the specialist referral's
+warning. The femoral head is high risk by analogy with the neck (domain.md §3.1), and
+at the neck an effusion carries about 8× the risk of progression [R16][R18].
 """
 
 from __future__ import annotations
@@ -53,6 +60,18 @@ SURGICAL_ALERT = Alert(
         "this injury is usually fixed surgically and is at risk of displacement."
     ),
     references=("R1", "R16", "R17", "R19", "R20", "R62"),
+)
+
+FEMORAL_HEAD_EFFUSION_ALERT = Alert(
+    code=SURGICAL_ALERT.code,
+    severity=Severity.URGENT,
+    message=(
+        "Strict non-weight-bearing on crutches and a same-day orthopaedic assessment: "
+        "a femoral-head stress injury with a hip-joint effusion is treated as urgently "
+        "as the femoral neck's high-risk findings, where an effusion carries about 8 "
+        "times the risk of progression."
+    ),
+    references=("R16", "R20"),
 )
 
 SPECIALIST_ALERT = Alert(
@@ -138,10 +157,18 @@ def _other_site(injury: Injury) -> tuple[Selection, tuple[Alert, ...]]:
         referral.append(f"{profile.label}: progression on repeat imaging")
     if injury.non_union:
         referral.append(f"{profile.label}: non-union (Kaeding–Miller grade V)")
-    if injury.hip_effusion:
+    urgent = injury.site is Site.FEMORAL_HEAD and injury.hip_effusion
+    if urgent:
+        referral.append(
+            f"{profile.label}: hip-joint effusion on MRI (about 8× risk of progression at "
+            "the femoral neck): strict non-weight-bearing and a same-day orthopaedic "
+            "assessment, as for the femoral neck's high-risk findings"
+        )
+    elif injury.hip_effusion:
         referral.append(f"{profile.label}: hip-joint effusion on MRI")
     if referral:
-        return _selection(Triage.SPECIALIST_REFERRAL, 5, referral), (SPECIALIST_ALERT,)
+        alert = FEMORAL_HEAD_EFFUSION_ALERT if urgent else SPECIALIST_ALERT
+        return _selection(Triage.SPECIALIST_REFERRAL, 5, referral), (alert,)
     reasons = [
         f"{profile.label} is a low-risk site, {_finding(injury)}: relative rest and a "
         "graded return, managed conservatively"

@@ -302,3 +302,30 @@ def test_risk_factors_the_assessment_agrees_with_make_a_plan(
 
     assert response.status_code == 201, response.get_json()
     assert {a["code"] for a in response.get_json()["alerts"]} >= {"bone_health_referral"}
+
+
+# ----------------------------------------------------------------------------- femoral head
+
+
+def test_a_femoral_head_effusion_is_as_urgent_as_the_femoral_necks(
+    client: FlaskClient, auth: dict[str, str]
+) -> None:
+    head = client.post(
+        "/v1/plans", json=body({"site": "femoral_head", "hip_effusion": True}), headers=auth
+    )
+    neck = client.post(
+        "/v1/plans",
+        json=body({"site": "femoral_neck", "type": "compression", "hip_effusion": True}),
+        headers=auth,
+    )
+
+    assert head.status_code == neck.status_code == 201, head.get_json()
+    plan, neck_plan = head.get_json(), neck.get_json()
+    alert, neck_alert = plan["alerts"][0], neck_plan["alerts"][0]
+    assert (alert["code"], alert["severity"]) == ("urgent_surgical_referral", "urgent")
+    assert (alert["code"], alert["severity"]) == (neck_alert["code"], neck_alert["severity"])
+    for advice in ("Strict non-weight-bearing on crutches", "same-day orthopaedic assessment"):
+        assert advice in alert["message"] and advice in neck_alert["message"]
+    assert "specialist_referral" not in {a["code"] for a in plan["alerts"]}
+    assert plan["pathway"] == "specialist_referral"
+    assert plan["expected_return_to_run_date"] is None and not runs(plan)
