@@ -90,11 +90,13 @@ def require_json_body() -> Response | None:
 
 def protect(blueprint: Blueprint, scopes: Scopes = PLAN_SCOPES) -> Blueprint:
     """Guard every route of a /v1 blueprint: API key and ``scopes`` first, then the body's
-    type, then the ``Idempotency-Key`` (which needs to know the organisation)."""
+    type and text, then the ``Idempotency-Key`` (which needs to know the organisation)."""
     from planner.web.idempotency import begin
+    from planner.web.input import require_storable_input
 
     blueprint.before_request(api_key_check(scopes))
     blueprint.before_request(require_json_body)
+    blueprint.before_request(require_storable_input)
     blueprint.before_request(begin)
     return blueprint
 

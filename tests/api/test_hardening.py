@@ -11,6 +11,7 @@ from flask.testing import FlaskClient
 
 from tests.api.conftest import EXAMPLE_PLAN
 from tests.api.contract import Contract
+from tests.clock import Clock
 
 
 def _cursor(value: object) -> str:
@@ -71,3 +72,59 @@ def test_json_in_utf8_is_accepted(
     response = client.post("/v1/plans", data=body, headers={**auth, "Content-Type": content_type})
 
     assert response.status_code == 201
+
+
+def _check_in_path(client: FlaskClient, auth: dict[str, str]) -> tuple[str, dict[str, object]]:
+    plan = client.post("/v1/plans", json=EXAMPLE_PLAN, headers=auth).get_json()
+    return f"/v1/plans/{plan['id']}/check-ins", plan
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ('{"notes": "\\ud800"}', "notes"),  # as found: a lone surrogate
+        ('{"notes": "ok \\u0000 then"}', "notes"),
+        ('{"notes": "x", "red_flags": ["\\udfff"]}', "red_flags.0"),
+        ('{"\\ud800": 1}', "\ud800"),
+    ],
+)
+def test_text_no_store_can_keep_is_a_422_and_nothing_is_recorded(
+    client: FlaskClient, auth: dict[str, str], clock: Clock, body: str, field: str
+) -> None:
+    path, plan = _check_in_path(client, auth)
+    session = plan["sessions"][0]  # type: ignore[index]
+    clock.on(session["date"])
+    body = body.replace("{", '{"session_uid": "' + session["uid"] + '", ', 1)
+    headers = {**auth, "Content-Type": "application/json"}
+
+    response = client.post(path, data=body, headers=headers)
+
+    assert response.status_code == 422
+    assert field in response.get_json()["errors"]
+    history = client.get(f"/v1/plans/{plan['id']}/revisions", headers=auth).get_json()
+    assert [r["revision"] for r in history["items"]] == [1]  # nothing was committed
+    clean = client.post(path, json={"session_uid": session["uid"]}, headers=auth)
+    assert clean.status_code == 201  # the same report without the bad text is recorded
+
+
+@pytest.mark.parametrize(
+    "body",
+    ["[" * 10_000 + "]" * 10_000, '{"notes": ' + "9" * 5_000 + "}"],
+    ids=["deep nesting", "a 5000-digit integer"],
+)
+def test_json_the_parser_cannot_take_is_a_400(
+    client: FlaskClient, auth: dict[str, str], body: str
+) -> None:
+    response = client.post(
+        "/v1/plans", data=body, headers={**auth, "Content-Type": "application/json"}
+    )
+
+    assert response.status_code == 400
+    assert response.mimetype == "application/problem+json"
+
+
+def test_a_nul_in_a_query_filter_is_a_422(client: FlaskClient, auth: dict[str, str]) -> None:
+    response = client.get("/v1/plans?athlete_reference=a%00b", headers=auth)
+
+    assert response.status_code == 422
+    assert "athlete_reference" in response.get_json()["errors"]
