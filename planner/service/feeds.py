@@ -16,7 +16,7 @@ from typing import Any
 
 from planner.domain.model import Plan, Protocol
 from planner.service.errors import FeedNotFound
-from planner.service.rendering import Feed, render_record, token_hash
+from planner.service.rendering import Feed, render_record, shows_cancelled, token_hash
 from planner.service.writes import Change, PlanWrites
 from planner.store import FeedHead, PlanRecord
 
@@ -138,13 +138,15 @@ class FeedService(PlanWrites):
         if record is None:
             return
         now = self.clock()
+        plan = self.load(record)
+        feed = replace(Feed.of(record), cancelled_until=None)
         rendered = render_record(
-            self.load(record),
+            plan,
             record.organisation,
-            feed=replace(Feed.of(record), cancelled_until=None),
+            feed=feed,
             snapshot=record.protocol_snapshot,
             last_modified=max(record.last_modified or now, now),
-            show_cancelled=False,
+            show_cancelled=shows_cancelled(plan, feed, now),
             confirmed_at=record.confirmed_at,
             exporters=self.exporters,
         )

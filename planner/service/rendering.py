@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from planner import __version__, links
-from planner.domain.model import Plan
+from planner.domain.model import Plan, PlanStatus
 from planner.export import FAST_EXPORTERS, Exporters, to_ical, to_json
 from planner.schemas.api import FeedSettingsSchema
 from planner.service import state
@@ -51,6 +51,15 @@ class Feed:
             busy_token=record.busy_token,
             cancelled_until=record.feed_expires_at,
         )
+
+
+def shows_cancelled(plan: Plan, feed: Feed, now: datetime) -> bool:
+    """Whether the calendars keep cancelled sessions (as ``STATUS:CANCELLED``, so that
+    subscribed calendars update them in place): always while the plan is active, and
+    for the window after it ended — then never again, whatever is written later."""
+    if plan.status is PlanStatus.ACTIVE:
+        return True
+    return feed.cancelled_until is not None and now < feed.cancelled_until
 
 
 def feed_options(
@@ -162,5 +171,6 @@ __all__ = [
     "served",
     "served_document",
     "served_etag",
+    "shows_cancelled",
     "token_hash",
 ]

@@ -195,6 +195,33 @@ def test_cancellation_keeps_cancelled_events_for_14_days_then_drops_them(
     assert after.headers["ETag"] != during.headers["ETag"]
 
 
+def test_cancelled_events_stay_gone_after_later_writes(
+    client: FlaskClient, auth: dict[str, str], clock: Clock
+) -> None:
+    """Once the 14-day window has dropped the cancelled events, no later write — feed
+    settings, a token rotation, a confirmation — brings them back as ghosts."""
+    plan = create(client, auth)
+    clock.on("2026-12-01")
+    client.post(f"/v1/plans/{plan['id']}/cancel", json={"reason": "moved clinic"}, headers=auth)
+    future = {s["uid"] for s in plan["sessions"] if s["date"] > "2026-12-01"}
+    clock.now = clock.now + timedelta(days=14, seconds=1)
+    assert not future & set(events(client.get(plan["links"]["feed"]).get_data()))
+
+    settings = client.put(
+        f"/v1/plans/{plan['id']}/feed", json={"reminder_minutes": 30}, headers=auth
+    )
+    rotated = client.post(f"/v1/plans/{plan['id']}/feed-token", headers=auth).get_json()
+    confirmed = client.post(f"/v1/plans/{plan['id']}/confirm", headers=auth)
+    clock.now = clock.now + timedelta(days=30)
+
+    assert settings.status_code == 200 and confirmed.status_code == 200
+    for feed in (rotated["feed"], rotated["busy_feed"]):
+        if feed is None:
+            continue
+        shown = events(client.get(feed.removeprefix("http://localhost")).get_data())
+        assert not future & set(shown), "cancelled sessions came back after the window"
+
+
 def test_last_modified_never_moves_backwards(
     client: FlaskClient, auth: dict[str, str], clock: Clock
 ) -> None:
