@@ -16,7 +16,13 @@ from typing import Any
 
 from planner.domain.model import Plan, Protocol
 from planner.service.errors import FeedNotFound
-from planner.service.rendering import Feed, render_record, shows_cancelled, token_hash
+from planner.service.rendering import (
+    Feed,
+    render_record,
+    shows_cancelled,
+    token_hash,
+    with_feed_last_modified,
+)
 from planner.service.writes import Change, PlanWrites
 from planner.store import FeedHead, PlanRecord
 
@@ -145,11 +151,12 @@ class FeedService(PlanWrites):
             record.organisation,
             feed=feed,
             snapshot=record.protocol_snapshot,
-            last_modified=max(record.last_modified or now, now),
+            last_modified=now,
             show_cancelled=shows_cancelled(plan, feed, now),
             confirmed_at=record.confirmed_at,
             exporters=self.exporters,
         )
+        rendered = with_feed_last_modified(record, rendered, now)
         self.store.set_plan_fields(
             record.organisation,
             record.id,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from planner import __version__, links
@@ -60,6 +60,23 @@ def shows_cancelled(plan: Plan, feed: Feed, now: datetime) -> bool:
     if plan.status is PlanStatus.ACTIVE:
         return True
     return feed.cancelled_until is not None and now < feed.cancelled_until
+
+
+def with_feed_last_modified(
+    previous: PlanRecord, rendered: PlanRecord, now: datetime
+) -> PlanRecord:
+    """``rendered`` with the feeds' ``Last-Modified``: unchanged while their bytes are
+    (a confirmation or a token rotation gives clients nothing new to fetch), otherwise
+    strictly later than before — HTTP dates have whole seconds, so a change within the
+    second of the last one would read as not modified — and never before ``now``."""
+    before = previous.last_modified or previous.updated_at
+    if rendered.ics == previous.ics and rendered.busy_ics == previous.busy_ics:
+        return replace(rendered, last_modified=before)
+    later = (before + _ONE_SECOND).replace(microsecond=0)
+    return replace(rendered, last_modified=max(now, later))
+
+
+_ONE_SECOND = timedelta(seconds=1)
 
 
 def feed_options(
@@ -173,4 +190,5 @@ __all__ = [
     "served_etag",
     "shows_cancelled",
     "token_hash",
+    "with_feed_last_modified",
 ]

@@ -22,7 +22,13 @@ from planner.service import state
 from planner.service.base import ServiceBase
 from planner.service.cache import SNAPSHOT_PROTOCOLS
 from planner.service.errors import PlanNotFound, RevisionConflict
-from planner.service.rendering import Feed, encode_state, render_record, shows_cancelled
+from planner.service.rendering import (
+    Feed,
+    encode_state,
+    render_record,
+    shows_cancelled,
+    with_feed_last_modified,
+)
 from planner.service.requests import event_from_payload, request_from_document
 from planner.service.webhooks import CheckInRecorded, plan_events
 from planner.store import EventRecord, PlanRecord, RevisionRecord, StaleRevision
@@ -191,13 +197,14 @@ class PlanWrites(ServiceBase):
             record.organisation,
             feed=change.feed,
             snapshot=record.protocol_snapshot,
-            last_modified=max(record.last_modified or now, now),
+            last_modified=now,
             show_cancelled=shows_cancelled(plan, change.feed, now),
             confirmed_at=change.confirmed_at or record.confirmed_at,
             request=record.request,  # the request never changes: no need to dump it again
             plan_state=encode_state(plan),
             exporters=self.exporters,
         )
+        new_record = with_feed_last_modified(record, new_record, now)
         stored = self.store.update_plan(
             new_record,
             expected_revision=record.revision,

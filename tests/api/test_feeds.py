@@ -237,6 +237,41 @@ def test_last_modified_never_moves_backwards(
     assert parse_date(client.get(feed).headers["Last-Modified"]) >= first
 
 
+def test_a_change_within_the_same_second_is_not_a_304_by_date(
+    client: FlaskClient, auth: dict[str, str], clock: Clock
+) -> None:
+    plan = create(client, auth, feed={"busy": True})
+    feed = plan["links"]["feed"]
+    first = client.get(feed).headers["Last-Modified"]
+
+    # the clock does not move: a settings change and a report within one second
+    client.put(f"/v1/plans/{plan['id']}/feed", json={"detail": "full"}, headers=auth)
+    changed = client.get(feed, headers={"If-Modified-Since": first})
+
+    assert changed.status_code == 200
+    assert parse_date(changed.headers["Last-Modified"]) > parse_date(first)
+
+
+def test_a_write_that_changes_no_calendar_bytes_keeps_last_modified(
+    client: FlaskClient, auth: dict[str, str], clock: Clock
+) -> None:
+    plan = create(client, auth)
+    before = client.get(plan["links"]["feed"])
+    clock.now = clock.now + timedelta(hours=5)
+
+    client.post(f"/v1/plans/{plan['id']}/confirm", headers=auth)
+    rotated = client.post(f"/v1/plans/{plan['id']}/feed-token", headers=auth).get_json()
+    after = client.get(rotated["feed"].removeprefix("http://localhost"))
+
+    assert after.get_data() == before.get_data()
+    assert after.headers["Last-Modified"] == before.headers["Last-Modified"]
+    revalidated = client.get(
+        rotated["feed"].removeprefix("http://localhost"),
+        headers={"If-Modified-Since": before.headers["Last-Modified"]},
+    )
+    assert revalidated.status_code == 304
+
+
 def test_unchanged_events_are_byte_identical_between_revisions(
     client: FlaskClient, auth: dict[str, str], clock: Clock
 ) -> None:
