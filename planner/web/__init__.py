@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from inspect import iscoroutinefunction
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Flask
 
@@ -53,6 +54,28 @@ class PlannerFlask(Flask):
         return self.async_to_sync(func) if is_coroutine else func
 
 
+#: Names a client on this machine reaches the service by.
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
+#: Bind addresses that name no host a client would send.
+_ANY_ADDRESS = ("0.0.0.0", "::", "")
+
+
+def trusted_hosts(config: Mapping[str, Any]) -> list[str]:
+    """Which ``Host`` headers may build URLs: a reflected ``Host: evil.example`` would
+    otherwise reach feed links and FHIR references (Werkzeug answers 400 to others)."""
+    if config.get("TRUSTED_HOSTS") is not None:
+        return list(config["TRUSTED_HOSTS"])
+    hosts = list(LOCAL_HOSTS)
+    bind = config.get("BIND_HOST")
+    if bind and bind not in _ANY_ADDRESS:
+        hosts.append(bind)
+    if config.get("PUBLIC_BASE_URL"):
+        public = urlsplit(config["PUBLIC_BASE_URL"]).hostname
+        if public:
+            hosts.append(public)
+    return hosts
+
+
 def create_app(
     config: Mapping[str, Any] | None = None,
     *,
@@ -85,6 +108,7 @@ def create_app(
     )
     app.extensions["planner"] = {"store": store, "catalog": catalog, "planner": planner}
 
+    app.config["TRUSTED_HOSTS"] = trusted_hosts(app.config)
     register_error_handlers(app)
     idempotency.init_app(app)
     api = Api(app)

@@ -18,6 +18,12 @@ DEFAULTS: dict[str, object] = {
     "PROTOCOLS_DIRS": [],
     # Absolute base of feed, webcal and FHIR URLs (behind a proxy); None: the request's host.
     "PUBLIC_BASE_URL": None,
+    # Host headers answered where a URL is built from the request (pages, feed links,
+    # FHIR); others get 400. None: localhost, the address served on and the host of
+    # PUBLIC_BASE_URL (a list here replaces that default).
+    "TRUSTED_HOSTS": None,
+    # The address `planner serve` listens on (set by it).
+    "BIND_HOST": None,
     # Webhooks: receivers on private/loopback addresses are refused unless this is true.
     "WEBHOOKS_ALLOW_PRIVATE": False,
     # Deliver webhooks from a thread of each `planner serve` worker; None: only on SQLite.

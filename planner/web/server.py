@@ -35,8 +35,9 @@ class RedactingLogger(Logger):  # type: ignore[misc]
 class PlannerServer(BaseApplication):  # type: ignore[misc]
     """Each worker builds its own app (and database pool) after the fork."""
 
-    def __init__(self, options: dict[str, Any]) -> None:
+    def __init__(self, options: dict[str, Any], *, bind_host: str | None = None) -> None:
         self.options = options
+        self.bind_host = bind_host
         super().__init__()
 
     def load_config(self) -> None:
@@ -50,7 +51,7 @@ class PlannerServer(BaseApplication):  # type: ignore[misc]
 
     def load(self):  # type: ignore[no-untyped-def]
         # The schema was upgraded once by the master; workers must not race to do it.
-        app = create_app({"UPGRADE_ON_START": False})
+        app = create_app({"UPGRADE_ON_START": False, "BIND_HOST": self.bind_host})
         # In each worker, after the fork (gunicorn loads the app there): never in the master.
         start_background_delivery(app)
         return app
@@ -69,5 +70,6 @@ def run(*, host: str, port: int, workers: int, access_log: bool) -> None:
             "loglevel": "info",
             "proc_name": "planner",
             "logger_class": RedactingLogger,
-        }
+        },
+        bind_host=host,
     ).run()

@@ -128,3 +128,31 @@ def test_a_nul_in_a_query_filter_is_a_422(client: FlaskClient, auth: dict[str, s
 
     assert response.status_code == 422
     assert "athlete_reference" in response.get_json()["errors"]
+
+
+@pytest.mark.parametrize("host", ['a"b', "x/y", "a b", "evil.example"])
+def test_a_host_that_is_not_trusted_is_a_400_not_a_500_or_a_reflected_link(
+    client: FlaskClient, auth: dict[str, str], host: str
+) -> None:
+    plan = client.post("/v1/plans", json=EXAMPLE_PLAN, headers=auth).get_json()
+    html = "text/html"
+
+    page = client.get(plan["links"]["page"], headers={"Host": host})
+    help_page = client.get(plan["links"]["feed"], headers={"Host": host, "Accept": html})
+    fhir = client.get(f"/fhir/R4/CarePlan/{plan['id']}", headers={**auth, "Host": host})
+
+    for response in (page, help_page, fhir):
+        assert response.status_code == 400
+        assert "//evil.example" not in response.get_data(as_text=True)  # no link to it
+
+
+def test_trusted_hosts_default_to_local_names_the_bind_address_and_the_public_base() -> None:
+    from planner.web import trusted_hosts
+
+    assert trusted_hosts({}) == ["localhost", "127.0.0.1", "::1"]
+    assert "10.1.2.3" in trusted_hosts({"BIND_HOST": "10.1.2.3"})
+    assert "0.0.0.0" not in trusted_hosts({"BIND_HOST": "0.0.0.0"})
+    assert "plans.clinic.example" in trusted_hosts(
+        {"PUBLIC_BASE_URL": "https://plans.clinic.example/base"}
+    )
+    assert trusted_hosts({"TRUSTED_HOSTS": [".clinic.example"]}) == [".clinic.example"]
