@@ -335,6 +335,9 @@ class SessionTemplate:
     no_consecutive_days: bool = False
     criteria: tuple[str, ...] = ()
     when: Condition = ()
+    #: Upper-body or pool work that keeps the injured leg unloaded (non-weight-bearing):
+    #: the only sessions that go on after a stop. Declared in the protocol, never guessed.
+    unloaded: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -365,6 +368,23 @@ class PhaseTemplate:
 
 
 @dataclass(frozen=True, slots=True)
+class PainStop:
+    """When pain stops the plan and books an urgent review instead of a regression
+    (domain.md Part B §7: severe pain, like being unable to bear weight, is urgent).
+
+    ``severe_at_least``: pain (0–10) during, after or the next morning, any session.
+    ``protection_phases``: the phases where the leg is protected (non-weight-bearing,
+    protected weight bearing); there, next-morning pain of ``unsettled_at_least`` or
+    more means it did not settle. ``evidence``: the protocol's reference keys.
+    """
+
+    severe_at_least: int
+    protection_phases: tuple[str, ...] = ()
+    unsettled_at_least: int = 1
+    evidence: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class AppliesTo:
     sites: tuple[Site, ...]
     types: tuple[FractureSide, ...]
@@ -382,6 +402,7 @@ class Protocol:
     references: tuple[Reference, ...]
     phases: tuple[PhaseTemplate, ...]
     pain_rules: tuple[str, ...] = ()
+    pain_stop: PainStop | None = None
 
     def reference(self, key: str) -> Reference:
         for ref in self.references:
@@ -461,6 +482,8 @@ class Phase:
     guidance: tuple[str, ...]
     sequence: int = 0
     modified_at: datetime | None = None
+    #: Cancelled when the plan is cancelled or stopped before the phase is over.
+    status: SessionStatus = SessionStatus.PLANNED
 
     @property
     def days(self) -> int:
@@ -543,6 +566,8 @@ class Progress:
     stopped_on: date | None = None
     cancelled_on: date | None = None
     reported: tuple[str, ...] = ()  # UIDs of sessions already checked in
+    #: After a painful walk: no walk on or before this day (the rest day, domain.md A5).
+    walk_rest_until: date | None = None
 
     def template(self, key: str) -> TemplateProgress | None:
         return next((t for t in self.templates if t.template == key), None)

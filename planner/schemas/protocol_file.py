@@ -30,6 +30,7 @@ from planner.domain.model import (
     FractureSide,
     GradingSystem,
     Level,
+    PainStop,
     Pathway,
     PhaseTemplate,
     Protocol,
@@ -156,10 +157,18 @@ class SessionTemplateSchema(_Strict):
     no_consecutive_days = fields.Boolean(load_default=False)
     criteria = _texts(load_default=list)
     when = ConditionField(load_default=dict)
+    unloaded = fields.Boolean(load_default=False)
 
     @validates_schema
     def check_layout(self, data: dict[str, Any], **_: Any) -> None:
         levels = data.get("levels") or []
+        if data.get("unloaded") and data.get("kind") is not SessionKind.CROSS_TRAINING:
+            raise ValidationError(
+                "Only cross-training (upper body or pool, non-weight-bearing) is unloaded.",
+                "unloaded",
+            )
+        if data.get("unloaded") and any(lv.kind for lv in levels):
+            raise ValidationError("An unloaded template's levels keep its kind.", "unloaded")
         if data.get("at") and len(levels) > 1:
             raise ValidationError("A single session (at = …) has exactly one level.", "levels")
         if (
@@ -326,6 +335,22 @@ class AppliesToSchema(_Strict):
         )
 
 
+class PainStopSchema(_Strict):
+    severe_at_least = fields.Integer(required=True, validate=validate.Range(min=3, max=10))
+    protection_phases = fields.List(fields.String(validate=validate.Regexp(KEY)), load_default=list)
+    unsettled_at_least = fields.Integer(load_default=1, validate=validate.Range(min=1, max=10))
+    evidence = fields.List(fields.String(), required=True, validate=validate.Length(min=1))
+
+    @post_load
+    def build(self, data: dict[str, Any], **_: Any) -> PainStop:
+        return PainStop(
+            severe_at_least=data["severe_at_least"],
+            protection_phases=tuple(data["protection_phases"]),
+            unsettled_at_least=data["unsettled_at_least"],
+            evidence=tuple(data["evidence"]),
+        )
+
+
 class ProtocolFileSchema(_Strict):
     id = fields.String(required=True, validate=validate.Regexp(PROTOCOL_ID))
     version = fields.String(
@@ -341,6 +366,7 @@ class ProtocolFileSchema(_Strict):
     )
     phases = fields.List(fields.Nested(PhaseSchema), required=True, validate=validate.Length(min=1))
     pain_rules = _texts(load_default=list)
+    pain_stop = fields.Nested(PainStopSchema, required=True)
 
     @validates_schema
     def check_protocol(self, data: dict[str, Any], **_: Any) -> None:
@@ -357,6 +383,20 @@ class ProtocolFileSchema(_Strict):
                 raise ValidationError(
                     f"Cites {', '.join(missing)}, which the references do not list.",
                     f"phases.{index}.evidence",
+                )
+        pain_stop = data.get("pain_stop")
+        if pain_stop is not None:
+            missing = sorted(set(pain_stop.evidence) - set(refs))
+            if missing:
+                raise ValidationError(
+                    f"Cites {', '.join(missing)}, which the references do not list.",
+                    "pain_stop.evidence",
+                )
+            unknown = sorted(set(pain_stop.protection_phases) - set(keys))
+            if unknown:
+                raise ValidationError(
+                    f"No phase {', '.join(unknown)} in this protocol.",
+                    "pain_stop.protection_phases",
                 )
         pathway, triage = (
             data.get("pathway"),
