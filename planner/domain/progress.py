@@ -19,6 +19,7 @@ from planner.domain.model import (
     Alert,
     GateRecord,
     Outcome,
+    PainStop,
     Phase,
     Plan,
     PlanStatus,
@@ -106,10 +107,42 @@ class Decision:
     outcome: Outcome | None
     reason: str
     session_uid: str | None = None
+    #: Accepted, but worth a second look (e.g. a protection gate met early).
+    warning: str | None = None
 
 
-def decide(check_in: CheckIn) -> tuple[Outcome, str]:
-    """Apply the A5 pain rules to one session report.
+#: What a stop tells the runner, whatever its cause: nothing loads the leg any more.
+STOP_ADVICE = (
+    "Walking, running and leg exercise are stopped from today; only upper-body or pool "
+    "work that keeps the leg unloaded may go on."
+)
+EMERGENCY_ADVICE = "Do not walk on the leg: go to an emergency department now."
+
+
+def severe_pain(
+    check_in: CheckIn, pain_stop: PainStop | None, *, protection: bool = False
+) -> str | None:
+    """What makes this report severe pain under the protocol's ``pain_stop`` — pain at or
+    above its severe level, or, in a protection phase, next-morning pain that has not
+    settled — in words; ``None`` when it is not."""
+    if pain_stop is None:
+        return None
+    worst = max(check_in.pain_during, check_in.pain_after, check_in.pain_next_morning)
+    if worst >= pain_stop.severe_at_least:
+        return f"severe pain ({worst}/10)"
+    if protection and check_in.pain_next_morning >= pain_stop.unsettled_at_least:
+        return (
+            f"pain ({check_in.pain_next_morning}/10) that had not settled by the next morning "
+            "while the leg is still protected"
+        )
+    return None
+
+
+def decide(
+    check_in: CheckIn, pain_stop: PainStop | None = None, *, protection: bool = False
+) -> tuple[Outcome, str]:
+    """Apply the A5 pain rules to one session report; with the protocol's ``pain_stop``,
+    severe pain (and unsettled pain while the leg is protected) stops the plan too.
 
     >>> decide(CheckIn(pain_during=0))[0]
     <Outcome.COUNT: 'count'>
@@ -117,11 +150,26 @@ def decide(check_in: CheckIn) -> tuple[Outcome, str]:
     <Outcome.REPEAT: 'repeat'>
     >>> decide(CheckIn(pain_during=3))[0]
     <Outcome.REGRESS: 'regress'>
+    >>> decide(CheckIn(pain_during=8), PainStop(severe_at_least=7))[0]
+    <Outcome.STOP_AND_REFER: 'stop_and_refer'>
     """
     if check_in.red_flags:
         flags = ", ".join(f.value.replace("_", " ") for f in check_in.red_flags)
+        emergency = RedFlag.CANNOT_BEAR_WEIGHT in check_in.red_flags
         return Outcome.STOP_AND_REFER, (
-            f"Red flag reported ({flags}): stop walking and running and see a clinician urgently."
+            f"Red flag reported ({flags}): the plan is stopped. {STOP_ADVICE} "
+            + (
+                EMERGENCY_ADVICE
+                if emergency
+                else "See a clinician urgently, today if you can; an urgent review is booked."
+            )
+        )
+    severe = severe_pain(check_in, pain_stop, protection=protection)
+    if severe is not None:
+        return Outcome.STOP_AND_REFER, (
+            f"Stop: {severe} is not an ordinary setback, so the plan is stopped and an "
+            f"urgent review is booked. {STOP_ADVICE} If you cannot bear weight on the leg, "
+            "go to an emergency department now; otherwise see a clinician today."
         )
     worst = max(check_in.pain_during, check_in.pain_after, check_in.pain_next_morning)
     if worst >= 3 or check_in.pain_building or check_in.gait_changed:
@@ -168,16 +216,21 @@ def revise(
         return _cancel(plan, today, at, event), Decision(None, event.reason or "Cancelled.")
 
     if isinstance(event, Gate):
-        horizon, progress, decision = _apply_gate(plan, event, today)
+        horizon, progress, decision = _apply_gate(plan, protocol, event, today)
     else:
         session = _session_for(plan, event, today)
-        outcome, reason = decide(event)
+        protection = protocol.pain_stop is not None and (
+            session.phase in protocol.pain_stop.protection_phases
+        )
+        outcome, reason = decide(event, protocol.pain_stop, protection=protection)
         if outcome is Outcome.STOP_AND_REFER:  # red flags are always heard
-            return _stop(plan, event, session, today, at, reason)
+            return _stop(plan, protocol, event, session, today, at, reason)
         _check_reportable(plan, session)
-        horizon = today
+        # A setback reported about an earlier day changes today's sessions too (they have
+        # not happened yet): history ends yesterday unless today's are already on record.
+        horizon = today if outcome is Outcome.COUNT else _report_horizon(previous, session, today)
         progress = _missed_running(plan, protocol, previous, today)
-        progress = _apply_outcome(plan, protocol, progress, session, outcome)
+        progress = _apply_outcome(plan, protocol, progress, session, outcome, today)
         progress = replace(progress, reported=(*progress.reported, session.uid))
         decision = Decision(outcome, reason, session.uid)
 
@@ -192,6 +245,7 @@ def revise(
         progress=progress,
         history=plan.sessions,
     )
+    sessions = _rest_from_walking(sessions, progress)
     revised = replace(
         plan,
         revision=plan.revision + 1,
@@ -201,6 +255,31 @@ def revise(
         progress=progress,
     )
     return revised, decision
+
+
+def _report_horizon(previous: Progress, session: Session, today: date) -> date:
+    """The last day of history after a report on ``session``: yesterday, so that today's
+    sessions follow the report, unless the session itself is today's (or today is
+    already on record); never before the previous horizon."""
+    horizon = max(session.date, today - timedelta(days=1))
+    return horizon if previous.horizon is None else max(horizon, previous.horizon)
+
+
+def _rest_from_walking(sessions: tuple[Session, ...], progress: Progress) -> tuple[Session, ...]:
+    """After a painful walk, the walks of the rest day are cancelled: a walk gets the
+    same rest day as a run (domain.md A5), and the scheduler rests only running."""
+    rest, horizon = progress.walk_rest_until, progress.horizon
+    if rest is None or horizon is None or rest <= horizon:
+        return sessions
+    return tuple(
+        replace(s, status=SessionStatus.CANCELLED, notes=REST_DAY_NOTE)
+        if s.kind is SessionKind.WALK and horizon < s.date <= rest
+        else s
+        for s in sessions
+    )
+
+
+REST_DAY_NOTE = "Rest day after a painful walk: no walk today; the next one is a level lower."
 
 
 # ----------------------------------------------------------------------------- events
@@ -258,7 +337,9 @@ def _check_reportable(plan: Plan, session: Session) -> None:
             )
 
 
-def _apply_gate(plan: Plan, gate: Gate, today: date) -> tuple[date, Progress, Decision]:
+def _apply_gate(
+    plan: Plan, protocol: Protocol, gate: Gate, today: date
+) -> tuple[date, Progress, Decision]:
     try:
         phase = plan.phase(gate.phase)
     except KeyError:
@@ -299,6 +380,12 @@ def _apply_gate(plan: Plan, gate: Gate, today: date) -> tuple[date, Progress, De
         raise EventConflict(
             f"The {later[0].key} phase has already begun.", {"phase": ["Not current."]}
         )
+    if not _has_review(plan, phase):
+        raise InvalidEvent(
+            f"The {phase.key} phase has no clinical review, so it has no gate to record: "
+            "it ends on its own date.",
+            {"phase": [f"{phase.key} ends without a review; there is no gate."]},
+        )
     record = GateRecord(
         phase=phase.key,
         met=gate.met,
@@ -307,14 +394,44 @@ def _apply_gate(plan: Plan, gate: Gate, today: date) -> tuple[date, Progress, De
         extend_days=0 if gate.met else gate.extend_days,
         notes=gate.notes,
     )
+    warning = None
     if gate.met:
         reason = f"Gate met on {gate.on}: the next phase starts on {gate.on + timedelta(days=1)}."
+        warning = _early_protection(protocol, phase, gate.on)
     else:
         reason = (
             f"Gate not met on {gate.on}: {phase.key} is extended by {gate.extend_days} days "
             "with a new review at its new end."
         )
-    return gate.on, replace(progress, gates=(*progress.gates, record)), Decision(None, reason)
+    return (
+        gate.on,
+        replace(progress, gates=(*progress.gates, record)),
+        Decision(None, reason, warning=warning),
+    )
+
+
+def _has_review(plan: Plan, phase: Phase) -> bool:
+    """Whether the phase has a clinical review in the plan, whose verdict a gate records."""
+    return any(s.phase == phase.key and s.kind is SessionKind.REVIEW for s in plan.sessions)
+
+
+def _early_protection(protocol: Protocol, phase: Phase, on: date) -> str | None:
+    """A warning when a protection phase's gate is met before the shortest protection
+    the protocol's evidence range allows."""
+    pain_stop = protocol.pain_stop
+    if pain_stop is None or phase.key not in pain_stop.protection_phases:
+        return None
+    template = next((p for p in protocol.phases if p.key == phase.key), None)
+    if template is None or template.range_days is None:
+        return None
+    shortest, days = template.range_days[0], (on - phase.start_date).days + 1
+    if days >= shortest:
+        return None
+    return (
+        f"The {phase.key} gate was met after {days} days of protection, fewer than the "
+        f"protocol's minimum of {shortest} days: check that the clinician meant to end "
+        "protection this early."
+    )
 
 
 def _template(protocol: Protocol, key: str) -> SessionTemplate | None:
@@ -349,16 +466,26 @@ def _with_template(progress: Progress, state: TemplateProgress) -> Progress:
 
 
 def _apply_outcome(
-    plan: Plan, protocol: Protocol, progress: Progress, session: Session, outcome: Outcome
+    plan: Plan,
+    protocol: Protocol,
+    progress: Progress,
+    session: Session,
+    outcome: Outcome,
+    today: date,
 ) -> Progress:
     template = _template(protocol, session.template_key)
     if session.kind.is_running:
         last = progress.last_running
         progress = replace(progress, last_running=max(last, session.date) if last else session.date)
+    # The rest day is the day after the session, or the day of the report when it comes
+    # later: nothing loads the leg on the day pain is reported (domain.md A5).
+    rest = max(session.date + timedelta(days=1), today)
     if outcome is Outcome.REGRESS and session.kind.is_running:
-        rest = session.date + timedelta(days=1)
         current = progress.rest_until
         progress = replace(progress, rest_until=max(current, rest) if current else rest)
+    if outcome is Outcome.REGRESS and session.kind is SessionKind.WALK:
+        current = progress.walk_rest_until
+        progress = replace(progress, walk_rest_until=max(current, rest) if current else rest)
     if template is None or len(template.levels) < 2:
         return progress
     state = _recorded_or_implied(plan, progress, session)
@@ -432,23 +559,52 @@ def _gated(plan: Plan, phase: Phase) -> bool:
 
 
 def _stop(
-    plan: Plan, check_in: CheckIn, session: Session, today: date, at: datetime, reason: str
+    plan: Plan,
+    protocol: Protocol,
+    check_in: CheckIn,
+    session: Session,
+    today: date,
+    at: datetime,
+    reason: str,
 ) -> tuple[Plan, Decision]:
-    """A red flag: cancel all future walking and running and book an urgent review."""
-    review_day = today + timedelta(days=1)
+    """A red flag or severe pain: from today on nothing loads the leg — walks, runs, leg
+    strength and the reviews of a programme that no longer runs are cancelled; only
+    the protocol's unloaded (upper-body or pool) cross-training stays, labelled as
+    such — and an urgent review is booked (today when the runner cannot bear weight:
+    emergency care, domain.md A2 rule 1)."""
+    emergency = RedFlag.CANNOT_BEAR_WEIGHT in check_in.red_flags
+    # History ends yesterday (or where it already ended): today's sessions are stopped.
+    yesterday = today - timedelta(days=1)
+    previous = plan.progress.horizon
+    horizon = yesterday if previous is None else max(previous, yesterday)
+    review_day = max(today, horizon + timedelta(days=1)) if emergency else today + timedelta(days=1)
     phases = list(plan.phases)
     index = next((i for i, p in enumerate(phases) if p.contains(review_day)), len(phases) - 1)
     if not phases[index].contains(review_day):
         phases[index] = replace(phases[index], end_date=review_day)
-    phase = phases[index]
-    sessions = [
-        replace(s, status=SessionStatus.CANCELLED)
-        if s.date > today and s.kind in (SessionKind.WALK, SessionKind.RUN_WALK, SessionKind.RUN)
-        else s
-        for s in plan.sessions
+    phases = [
+        replace(p, status=SessionStatus.CANCELLED)
+        if p.start_date > review_day
+        else replace(p, title=f"On hold: {p.title}", guidance=(STOP_ADVICE, *p.guidance))
+        if i == index
+        else p
+        for i, p in enumerate(phases)
     ]
+    phase = phases[index]
+    unloaded = _unloaded_templates(protocol)
+    done = {*plan.progress.reported, session.uid}
+    sessions: list[Session] = []
+    for s in plan.sessions:
+        if s.date < today or s.uid in done or s.status is SessionStatus.CANCELLED:
+            sessions.append(s)
+        elif s.template_key in unloaded:  # relabelled once it is no longer history
+            relabel = s.date > horizon
+            sessions.append(replace(s, title=UNLOADED_TITLE, notes=UNLOADED_NOTE) if relabel else s)
+        else:
+            sessions.append(replace(s, status=SessionStatus.CANCELLED))
     key = f"{phase.key}/urgent_review/1"
     flags = tuple(f.value.replace("_", " ") for f in check_in.red_flags)
+    what = ", ".join(flags) if flags else _pain_words(check_in)
     sessions.append(
         Session(
             uid=session_uid(plan.id, key),
@@ -456,9 +612,13 @@ def _stop(
             date=review_day,
             phase=phase.key,
             kind=SessionKind.REVIEW,
-            title="Urgent clinical review",
-            notes="Walking and running are on hold until a clinician has seen you.",
-            criteria=tuple(f"Reported: {flag}" for flag in flags),
+            title="Emergency department now" if emergency else "Urgent clinical review",
+            notes=(
+                f"{EMERGENCY_ADVICE} Walking, running and leg exercise are stopped."
+                if emergency
+                else "Walking, running and leg exercise are on hold until a clinician has seen you."
+            ),
+            criteria=tuple(f"Reported: {flag}" for flag in flags) or (f"Reported: {what}",),
         )
     )
     sessions.sort(key=lambda s: s.date)
@@ -467,15 +627,21 @@ def _stop(
             code="stop_and_refer",
             severity=Severity.URGENT,
             message=(
-                f"Red flag reported on {session.date} ({', '.join(flags)}): walking and "
-                "running are stopped; see a clinician urgently, today if you can."
+                f"Stopped on {today} after what was reported about {session.date} ({what}): "
+                "walking, running and leg exercise are stopped; see a clinician urgently, "
+                "today if you can."
             ),
             references=("R1", "R20"),
         )
     ]
-    if RedFlag.CANNOT_BEAR_WEIGHT in check_in.red_flags:
+    if emergency:
         alerts.insert(0, EMERGENCY_ALERT)
-    progress = replace(plan.progress, horizon=today, stopped_on=today)
+    progress = replace(
+        plan.progress,
+        horizon=horizon,
+        stopped_on=today,
+        reported=tuple(dict.fromkeys((*plan.progress.reported, session.uid))),
+    )
     revised = replace(
         plan,
         revision=plan.revision + 1,
@@ -489,15 +655,43 @@ def _stop(
     return revised, Decision(Outcome.STOP_AND_REFER, reason, session.uid)
 
 
+#: What an unloaded session says once the plan is stopped, whatever the protocol wrote.
+UNLOADED_TITLE = "Upper-body or pool cross-training (non-weight-bearing)"
+UNLOADED_NOTE = (
+    "Upper body or pool only, non-weight-bearing: keep the injured leg unloaded (no "
+    "push-offs or kicks with it). Stop if anything hurts the leg."
+)
+
+
+def _unloaded_templates(protocol: Protocol) -> frozenset[str]:
+    """``phase/template`` of every template the protocol declares unloaded."""
+    return frozenset(
+        f"{phase.key}/{template.key}"
+        for phase in protocol.phases
+        for template in phase.sessions
+        if template.unloaded
+    )
+
+
+def _pain_words(check_in: CheckIn) -> str:
+    worst = max(check_in.pain_during, check_in.pain_after, check_in.pain_next_morning)
+    return f"pain {worst}/10"
+
+
 def _cancel(plan: Plan, today: date, at: datetime, event: Cancel) -> Plan:
+    """Every session after today, and every phase not over by today, is cancelled."""
     sessions = tuple(
         replace(s, status=SessionStatus.CANCELLED) if s.date > today else s for s in plan.sessions
+    )
+    phases = tuple(
+        replace(p, status=SessionStatus.CANCELLED) if p.end_date > today else p for p in plan.phases
     )
     return replace(
         plan,
         revision=plan.revision + 1,
         status=PlanStatus.CANCELLED,
         updated_at=at,
+        phases=_carry_phases(plan.phases, phases, at),
         sessions=_carry_sessions(plan.sessions, sessions, at),
         progress=replace(plan.progress, horizon=today, cancelled_on=today),
     )

@@ -197,10 +197,12 @@ class EventFields:
 def calendar_events(plan: Plan, options: FeedOptions) -> Iterator[EventFields]:
     """The feed's events in order: the phases (unless busy), then every session the
     options keep."""
+    show_cancelled = options.show_cancelled
     if not options.busy:
         for number, phase in enumerate(plan.phases, start=1):
+            if phase.status is SessionStatus.CANCELLED and not show_cancelled:
+                continue
             yield phase_event_fields(plan, phase, number, options)
-    show_cancelled = options.show_cancelled
     for session in plan.sessions:
         if session.status is SessionStatus.CANCELLED and not show_cancelled:
             continue
@@ -250,7 +252,8 @@ def session_event_fields(plan: Plan, session: Session, options: FeedOptions) -> 
 
 
 def phase_event_fields(plan: Plan, phase: Phase, number: int, options: FeedOptions) -> EventFields:
-    """An all-day, free-time event spanning the phase, so the runner sees the stage."""
+    """An all-day, free-time event spanning the phase, so the runner sees the stage;
+    cancelled (with the phase's higher SEQUENCE) once the plan no longer holds it."""
     full = options.detail == "full"
     title = phase.title if full else _phase_title(phase)
     return EventFields(
@@ -260,7 +263,7 @@ def phase_event_fields(plan: Plan, phase: Phase, number: int, options: FeedOptio
         category="phase",
         start=phase.start_date,
         end=phase.end_date + _ONE_DAY,
-        status=STATUS.CONFIRMED,
+        status=STATUS.CANCELLED if phase.status is SessionStatus.CANCELLED else STATUS.CONFIRMED,
         transparency=TRANSP.TRANSPARENT,
         reminder_minutes=None,
         modified_at=phase.modified_at,

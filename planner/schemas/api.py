@@ -365,6 +365,14 @@ class PhaseSchema(Schema):
     goals = fields.List(fields.String(), required=True)
     advance_criteria = fields.List(fields.String(), required=True)
     guidance = fields.List(fields.String(), required=True)
+    status = _enum(
+        SessionStatus,
+        required=True,
+        metadata={
+            "description": "cancelled: the plan was cancelled or stopped before this phase "
+            "was over (its calendar event is cancelled too)."
+        },
+    )
 
 
 class StepSchema(Schema):
@@ -571,6 +579,13 @@ class DecisionSchema(Schema):
     outcome = _enum(Outcome, allow_none=True, required=True)
     reason = fields.String(required=True)
     session_uid = fields.String(allow_none=True, required=True)
+    warning = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "Accepted, but a clinician should look again: e.g. a protection "
+            "gate met before the protocol's shortest protection. Absent or null: none."
+        },
+    )
 
 
 class EventOutSchema(Schema):

@@ -434,13 +434,14 @@ def test_a_red_flag_stops_the_plan_and_refers(flag: RedFlag) -> None:
         )
     assert set(codes) >= {a.code for a in made.alerts}
 
-    moving = (SessionKind.WALK, SessionKind.RUN_WALK, SessionKind.RUN)
+    # From the stop on, nothing loads the leg: walks, runs, leg strength and the reviews
+    # of the programme are cancelled (this plan has no unloaded session after today).
     old = {s.uid: s for s in made.sessions}
     for s in stopped.sessions:
         prior = old.get(s.uid)
         if prior is None:
             continue
-        if s.date > today and s.kind in moving:
+        if s.date >= today and s.uid != session.uid:
             assert s.status is SessionStatus.CANCELLED, s.key
             assert s.sequence == prior.sequence + 1 and s.modified_at == when
         else:
@@ -452,10 +453,16 @@ def test_a_red_flag_stops_the_plan_and_refers(flag: RedFlag) -> None:
 
     (review,) = [s for s in stopped.sessions if s.uid not in old]
     assert review.kind is SessionKind.REVIEW
-    assert review.date == today + timedelta(days=1)
+    emergency = flag is RedFlag.CANNOT_BEAR_WEIGHT
+    assert review.date == (today if emergency else today + timedelta(days=1))
+    assert ("emergency department" in review.title.lower()) == emergency
     assert review.status is SessionStatus.PLANNED
     assert review.sequence == 0 and review.modified_at == when
     assert stopped.phase(review.phase).contains(review.date)
+    # No phase after the review still reads as planned.
+    for p in stopped.phases:
+        if p.start_date > review.date:
+            assert p.status is SessionStatus.CANCELLED, p.key
 
 
 def test_a_red_flag_on_the_last_day_keeps_the_review_inside_a_phase() -> None:
@@ -526,7 +533,14 @@ def test_cancel_cancels_every_future_session_and_keeps_the_past() -> None:
     assert decision.outcome is None and decision.reason == "moved abroad"
     assert cancelled.status is PlanStatus.CANCELLED
     assert cancelled.progress.cancelled_on == today
-    assert cancelled.phases == made.phases
+    # Every phase not over by today is cancelled, with a higher SEQUENCE; dates stay.
+    for before, after in zip(made.phases, cancelled.phases, strict=True):
+        assert (after.start_date, after.end_date) == (before.start_date, before.end_date)
+        if before.end_date > today:
+            assert after.status is SessionStatus.CANCELLED, after.key
+            assert (after.sequence, after.modified_at) == (before.sequence + 1, when)
+        else:
+            assert after == before
     old = {s.uid: s for s in made.sessions}
     assert [s.uid for s in cancelled.sessions] == [s.uid for s in made.sessions]
     for s in cancelled.sessions:

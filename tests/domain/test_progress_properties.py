@@ -188,9 +188,15 @@ def assert_plan_invariants(made: Plan) -> None:
     stopped_on = made.progress.stopped_on
     if made.status is PlanStatus.STOPPED:
         assert stopped_on is not None
-        moving = (SessionKind.WALK, SessionKind.RUN_WALK, SessionKind.RUN)
+        # From the day of the stop nothing that loads the leg is planned (the reported
+        # session itself happened); this protocol declares its cross-training unloaded.
         for s in made.sessions:
-            if s.date > stopped_on and s.kind in moving:
+            if s.date >= stopped_on and s.uid not in made.progress.reported:
+                if s.kind is SessionKind.CROSS_TRAINING:
+                    continue
+                if s.kind is SessionKind.REVIEW and s.status is SessionStatus.PLANNED:
+                    assert "urgent_review" in s.key, s.key
+                    continue
                 assert s.status is SessionStatus.CANCELLED, s.key
         assert [a.code for a in made.alerts].count("stop_and_refer") == 1
     if made.status is PlanStatus.CANCELLED:
@@ -237,10 +243,16 @@ def assert_revision_invariants(before: Plan, after: Plan, at: datetime) -> None:
     # sessions of a phase that (in the new revision) has not begun, because the phase
     # before it still waits for its gate: those were only ever projections.
     started = {p.key for p in after.phases if p.start_date <= horizon}
+    # A stop is heard from the day it is reported: that day's sessions not yet reported
+    # are cancelled even when the day was already on record.
+    stop_day = after.progress.stopped_on if after.status is PlanStatus.STOPPED else None
     for s in before.sessions:
         if s.date <= horizon and s.phase in started:
             kept = new.get(s.uid)
             assert kept is not None, f"history lost: {s.key} on {s.date}"
+            if s.date == stop_day and s.uid not in after.progress.reported:
+                assert kept == s or kept.status is SessionStatus.CANCELLED, (s, kept)
+                continue
             assert kept == s, (s, kept)
     for s in after.sessions:
         if s.uid not in old:
