@@ -82,8 +82,9 @@ NEUTRAL_ALERTS: dict[str, str] = {
         "and use crutches."
     ),
     "stop_and_refer": (
-        "You reported a warning sign, so walking and running are stopped. See your "
-        "clinician urgently, today if you can."
+        "You reported a warning sign, so walking, running and leg exercise are stopped. "
+        "See your clinician urgently, today if you can; if you cannot put weight on the "
+        "leg, go to an emergency department now."
     ),
     "bone_health_referral": (
         "Before running resumes, see a sports physician and a dietitian about bone "
@@ -112,7 +113,9 @@ SEVERITY_LABELS = {"urgent": "Urgent", "warning": "Action needed", "info": "Note
 #: Shown when the plan carries no disclaimer of its own (every plan should).
 DISCLAIMER = "This plan does not replace your clinician: follow their advice when it differs."
 
-#: The check-in red flags in the runner's words (any of them: stop, call the clinician).
+#: The check-in red flags in the runner's words. The page lists those of them that mean
+#: "call the clinician the same day"; the emergency ones (:data:`EMERGENCY_FLAGS`) are
+#: said once, as :data:`EMERGENCY_TEXT` (domain.md A2 rule 1), never as a same-day call.
 RED_FLAG_TEXTS: dict[RedFlag, str] = {
     RedFlag.PAIN_AT_REST: "Pain at rest",
     RedFlag.NIGHT_PAIN: "Pain at night",
@@ -121,6 +124,12 @@ RED_FLAG_TEXTS: dict[RedFlag, str] = {
     RedFlag.CANNOT_BEAR_WEIGHT: "Being unable to put weight on the leg",
     RedFlag.PAIN_WORSENING: "Pain that gets worse despite rest",
 }
+#: Emergency signs: not a same-day call but an emergency department now.
+EMERGENCY_FLAGS = frozenset({RedFlag.CANNOT_BEAR_WEIGHT})
+EMERGENCY_TEXT = (
+    "If you cannot put weight on the leg, or the pain is severe, do not walk on it: go to "
+    "an emergency department now."
+)
 
 KIND_LABELS = {
     "cross_training": "Cross-training",
@@ -131,7 +140,7 @@ KIND_LABELS = {
     "review": "Clinical review",
 }
 #: Sessions that load the leg: on hold while the plan is stopped.
-LOADING_KINDS = frozenset({"walk", "run_walk", "run"})
+LOADING_KINDS = frozenset({"walk", "run_walk", "run", "strength"})
 STATUS_LABELS = {"active": "Active", "stopped": "On hold", "cancelled": "Cancelled"}
 
 # ------------------------------------------------------------------------- timeline geometry
@@ -270,8 +279,8 @@ def session_view(
     """One session in the runner's words and local time.
 
     The plan's own status wins over the session's: on a cancelled plan nothing is to be
-    done, and on a stopped one no walking or running (the domain cancels those only
-    from tomorrow, so today's would otherwise still look planned).
+    done, and on a stopped one nothing that loads the leg (the domain cancels those
+    from the day of the stop; plans stored before that still need this).
     """
     today = now.astimezone(tz).date()
     day = date.fromisoformat(session["date"])
@@ -431,7 +440,8 @@ def page_context(
         "week_end": week_end,
         "expected_return": date.fromisoformat(expected) if expected else None,
         "pain_rules": clean_texts(document.get("pain_rules") or (), full=full),
-        "red_flags": [RED_FLAG_TEXTS[flag] for flag in RedFlag],
+        "red_flags": [RED_FLAG_TEXTS[flag] for flag in RedFlag if flag not in EMERGENCY_FLAGS],
+        "emergency_text": EMERGENCY_TEXT,
         "disclaimer": " ".join(clean_texts([document.get("disclaimer") or ""], full=full))
         or DISCLAIMER,
         "protocol_title": protocol.get("title") if full else None,

@@ -282,9 +282,12 @@ def test_a_red_flag_stops_the_plan_and_refers(
     assert [a["code"] for a in stopped["alerts"]][:2] == ["emergency_care", "stop_and_refer"]
     assert not [s for s in running(stopped) if s["date"] > first["date"]]
     cancelled = [s for s in stopped["sessions"] if s["status"] == "cancelled"]
-    assert cancelled and all(s["date"] > first["date"] for s in cancelled)
-    next_day = (date.fromisoformat(first["date"]) + timedelta(days=1)).isoformat()
-    assert any(s["kind"] == "review" and s["date"] == next_day for s in stopped["sessions"])
+    assert cancelled and all(s["date"] >= first["date"] for s in cancelled)
+    # Cannot bear weight: an emergency, today (domain.md A2 rule 1), not tomorrow.
+    assert any(
+        s["kind"] == "review" and s["date"] == first["date"] and "Emergency" in s["title"]
+        for s in stopped["sessions"]
+    )
     later = check_in(client, auth, plan["id"], session_uid=first["uid"])
     assert later.status_code == 409
 
@@ -419,3 +422,216 @@ def test_feed_after_a_regress_moves_events_with_higher_sequence_and_same_uids(
     past = [s["uid"] for s in plan["sessions"] if s["date"] < runs[0]["date"]]
     for uid in past:
         assert before[uid].to_ical() == after[uid].to_ical()
+
+
+# ---------------------------------------------------------------- from the day of the report
+
+
+def _loading(session: dict[str, Any]) -> bool:
+    return session["kind"] in ("walk", "run_walk", "run", "strength")
+
+
+def test_a_red_flag_about_yesterday_cancels_todays_walk_and_leg_strength(
+    client: FlaskClient, auth: dict[str, str], clock: Clock, plan: dict[str, Any]
+) -> None:
+    end = phase(plan, "non_weight_bearing")["end_date"]
+    clock.on(end)
+    plan = gate(client, auth, plan["id"], "non_weight_bearing", met=True, date=end).get_json()[
+        "plan"
+    ]
+    walks = [s for s in plan["sessions"] if s["kind"] == "walk"]
+    yesterday, today = walks[0], walks[1]
+    clock.on(today["date"])
+
+    response = check_in(client, auth, plan["id"], session_uid=yesterday["uid"], red_flags=["limp"])
+
+    assert response.status_code == 201, response.get_json()
+    stopped = response.get_json()["plan"]
+    assert "upper-body or pool" in response.get_json()["decision"]["reason"]
+    for s in stopped["sessions"]:
+        if s["date"] >= today["date"] and s["kind"] != "review":
+            # nothing planned for the leg from today: only unloaded cross-training
+            assert s["status"] == "cancelled" or (
+                s["kind"] == "cross_training" and "non-weight-bearing" in s["title"]
+            ), s
+        if s["date"] >= today["date"] and _loading(s):
+            assert s["status"] == "cancelled", s
+    assert any(s["kind"] == "review" and s["status"] == "planned" for s in stopped["sessions"])
+    # Later phases no longer read as planned, in the JSON and in the feed.
+    for p in stopped["phases"]:
+        if p["start_date"] > today["date"]:
+            assert p["status"] == "cancelled", p["key"]
+    feed = Calendar.from_ical(client.get(f"/v1/plans/{plan['id']}.ics", headers=auth).data)
+    for event in feed.walk("VEVENT"):
+        start = event.decoded("DTSTART")
+        day = start.date() if hasattr(start, "date") else start
+        categories = event.get("CATEGORIES")
+        kind = categories.cats[0] if categories else None
+        if day >= date.fromisoformat(today["date"]) and kind in ("walk", "strength", "run"):
+            assert str(event["STATUS"]) == "CANCELLED", event["SUMMARY"]
+
+
+def test_severe_pain_stops_the_plan_and_books_an_urgent_review(
+    client: FlaskClient, auth: dict[str, str], clock: Clock, plan: dict[str, Any]
+) -> None:
+    plan = reach_running(client, auth, clock, plan)
+    first, second = running(plan)[:2]
+    clock.on((date.fromisoformat(first["date"]) + timedelta(days=1)).isoformat())
+
+    body = check_in(client, auth, plan["id"], session_uid=first["uid"], pain_after=7).get_json()
+
+    assert body["decision"]["outcome"] == "stop_and_refer"
+    assert "severe pain (7/10)" in body["decision"]["reason"]
+    assert "emergency department" in body["decision"]["reason"]
+    stopped = body["plan"]
+    assert stopped["status"] == "stopped"
+    assert next(s for s in stopped["sessions"] if s["uid"] == second["uid"])["status"] == (
+        "cancelled"
+    )
+    assert any(
+        s["kind"] == "review" and s["title"] == "Urgent clinical review"
+        for s in stopped["sessions"]
+    )
+
+
+def test_unsettled_pain_while_protected_stops_the_plan(
+    client: FlaskClient, auth: dict[str, str], clock: Clock, plan: dict[str, Any]
+) -> None:
+    first = next(s for s in plan["sessions"] if s["phase"] == "non_weight_bearing")
+    clock.on((date.fromisoformat(first["date"]) + timedelta(days=1)).isoformat())
+
+    body = check_in(
+        client, auth, plan["id"], session_uid=first["uid"], pain_next_morning=2
+    ).get_json()
+
+    assert body["decision"]["outcome"] == "stop_and_refer"
+    assert "not settled" in body["decision"]["reason"]
+    assert body["plan"]["status"] == "stopped"
+
+
+def test_a_regress_reported_before_todays_run_lowers_it(
+    client: FlaskClient, auth: dict[str, str], clock: Clock, plan: dict[str, Any]
+) -> None:
+    plan = reach_running(client, auth, clock, plan)
+    for s in running(plan)[:4]:  # level 2 reached after three, one counted
+        clock.on(s["date"])
+        plan = check_in(client, auth, plan["id"], session_uid=s["uid"]).get_json()["plan"]
+    painful, today = running(plan)[4], running(plan)[5]
+    assert painful["title"].startswith("Walk 4") and today["title"].startswith("Walk 4")
+    clock.on(today["date"])  # reported on the next run day, before its run
+
+    body = check_in(client, auth, plan["id"], session_uid=painful["uid"], pain_after=4).get_json()
+
+    assert body["decision"]["outcome"] == "regress"
+    revised = body["plan"]
+    # Today is the rest day (counted from the report): no run today …
+    assert not [s for s in running(revised) if s["date"] == today["date"]]
+    # … and today's run, with every later one, is at the lower level.
+    moved = next(s for s in revised["sessions"] if s["uid"] == today["uid"])
+    assert moved["status"] == "planned" and moved["date"] > today["date"]
+    assert moved["title"].startswith("Walk 5")
+    later = [s for s in running(revised) if s["date"] > today["date"]]
+    assert later[0]["title"].startswith("Walk 5")
+
+
+def test_a_painful_walk_gets_a_rest_day_before_the_next_walk(
+    client: FlaskClient, auth: dict[str, str], clock: Clock, plan: dict[str, Any]
+) -> None:
+    end = phase(plan, "non_weight_bearing")["end_date"]
+    clock.on(end)
+    plan = gate(client, auth, plan["id"], "non_weight_bearing", met=True, date=end).get_json()[
+        "plan"
+    ]
+    walks = [s for s in plan["sessions"] if s["kind"] == "walk"]
+    painful = walks[3]
+    next_day = (date.fromisoformat(painful["date"]) + timedelta(days=1)).isoformat()
+    clock.on(next_day)  # reported the next morning
+
+    body = check_in(
+        client, auth, plan["id"], session_uid=painful["uid"], pain_building=True
+    ).get_json()
+
+    assert body["decision"]["outcome"] == "regress"
+    revised = body["plan"]
+    assert not [
+        s
+        for s in revised["sessions"]
+        if s["kind"] == "walk" and s["date"] == next_day and s["status"] == "planned"
+    ]
+    after = [
+        s
+        for s in revised["sessions"]
+        if s["kind"] == "walk" and s["date"] > next_day and s["status"] == "planned"
+    ]
+    assert after and after[0]["title"] == "Walk 10 min"
+
+
+def test_pain_rules_send_unable_to_bear_weight_to_an_emergency_department(
+    client: FlaskClient, auth: dict[str, str], plan: dict[str, Any]
+) -> None:
+    rules = plan["pain_rules"]
+    weight = [r for r in rules if "bear weight" in r]
+    assert weight and all("emergency department now" in r for r in weight)
+    assert not [r for r in rules if "same day" in r and "bear weight" in r]
+    walk = next(s for s in plan["sessions"] if s["kind"] == "walk")
+    feed = client.get(f"/v1/plans/{plan['id']}.ics", headers=auth).data.decode()
+    unfolded = feed.replace("\r\n ", "")
+    assert walk["uid"] in unfolded
+    assert "emergency department now" in unfolded
+    assert "or being unable to bear weight" not in unfolded
+
+
+def test_cancel_cancels_the_phase_banners_too(
+    client: FlaskClient, auth: dict[str, str], clock: Clock, plan: dict[str, Any]
+) -> None:
+    today = "2026-12-10"
+    clock.on(today)
+    before = Calendar.from_ical(client.get(f"/v1/plans/{plan['id']}.ics", headers=auth).data)
+    sequences = {str(e["UID"]): int(e["SEQUENCE"]) for e in before.walk("VEVENT")}
+
+    response = client.post(
+        f"/v1/plans/{plan['id']}/cancel", json={"reason": "moved abroad"}, headers=auth
+    )
+    assert response.status_code in (200, 201), response.get_json()
+    cancelled = response.get_json()["plan"]
+    assert all(p["status"] == "cancelled" for p in cancelled["phases"] if p["end_date"] > today)
+
+    feed = Calendar.from_ical(client.get(f"/v1/plans/{plan['id']}.ics", headers=auth).data)
+    banners = [e for e in feed.walk("VEVENT") if "phase" in (e.get("CATEGORIES").cats or [])]
+    assert banners
+    for event in banners:
+        end = event.decoded("DTEND")
+        if end > date.fromisoformat(today) + timedelta(days=1):
+            assert str(event["STATUS"]) == "CANCELLED", event["SUMMARY"]
+            assert int(event["SEQUENCE"]) > sequences[str(event["UID"])]
+
+
+def test_a_gate_on_a_phase_without_a_review_is_refused(
+    client: FlaskClient, auth: dict[str, str], clock: Clock, plan: dict[str, Any]
+) -> None:
+    end = phase(plan, "non_weight_bearing")["end_date"]
+    clock.on(end)
+    plan = gate(client, auth, plan["id"], "non_weight_bearing", met=True, date=end).get_json()[
+        "plan"
+    ]
+    day = phase(plan, "protected_weight_bearing")["start_date"]
+    clock.on(day)
+
+    response = gate(client, auth, plan["id"], "protected_weight_bearing", met=True, date=day)
+
+    assert response.status_code == 422
+    assert "no clinical review" in response.get_json()["detail"]
+
+
+def test_a_protection_gate_met_early_is_accepted_with_a_warning(
+    client: FlaskClient, auth: dict[str, str], clock: Clock, plan: dict[str, Any]
+) -> None:
+    start = date.fromisoformat(phase(plan, "non_weight_bearing")["start_date"])
+    early = (start + timedelta(days=13)).isoformat()  # 14 days; the protocol's minimum is 21
+    clock.on(early)
+
+    response = gate(client, auth, plan["id"], "non_weight_bearing", met=True, date=early)
+
+    assert response.status_code == 201, response.get_json()
+    warning = response.get_json()["decision"]["warning"]
+    assert warning and "14 days" in warning and "21 days" in warning

@@ -341,8 +341,15 @@ def test_pain_rules_and_red_flags_are_on_the_page(
     assert rules == plan["pain_rules"]  # these protocol texts are already neutral
     flags = section.one("div", class_="redflags")
     assert "Stop and call your clinician" in flags.one("h3").text
-    assert [li.text for li in flags.all("li")] == [page.RED_FLAG_TEXTS[f] for f in RedFlag]
-    assert "emergency department" in flags.text
+    same_day = [li.text for li in flags.all("li")]
+    assert same_day == [page.RED_FLAG_TEXTS[f] for f in RedFlag if f not in page.EMERGENCY_FLAGS]
+    # Being unable to bear weight is an emergency now, never a same-day call (A2 rule 1):
+    # no two lines of the page advise differently for the same sign.
+    assert page.RED_FLAG_TEXTS[RedFlag.CANNOT_BEAR_WEIGHT] not in same_day
+    assert "emergency department now" in flags.text
+    for line in [*rules, *same_day]:
+        if "bear weight" in line or "put weight" in line:
+            assert "emergency department now" in line and "same day" not in line, line
 
 
 def test_all_four_ways_to_subscribe(client: FlaskClient, plan: dict[str, Any]) -> None:
