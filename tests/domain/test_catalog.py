@@ -346,3 +346,65 @@ def test_lowest_protocol_id_wins_when_several_match(protocols_dir: Path, tmp_pat
     chosen = select_protocol(found, selection, reversed(list(catalog)))
     assert chosen.id == "a-clinic-protocol"
     assert plan(injury_=found, catalog=catalog).protocol.id == "a-clinic-protocol"
+
+
+# ------------------------------------------------------------------ pain stop, unloaded sessions
+
+
+def test_every_shipped_protocol_says_when_pain_stops_the_plan() -> None:
+    for protocol in load_catalog():
+        stop = protocol.pain_stop
+        assert stop is not None, protocol.id
+        assert stop.evidence and set(stop.evidence) <= {r.key for r in protocol.references}
+        assert set(stop.protection_phases) <= {p.key for p in protocol.phases}
+
+
+@pytest.mark.parametrize(
+    ("edit", "field"),
+    [
+        pytest.param(
+            {'evidence = ["R1", "R20", "R41", "R46"]': 'evidence = ["R99"]'},
+            "pain_stop.evidence",
+            id="uncited",
+        ),
+        pytest.param(
+            {"severe_at_least = 7": "severe_at_least = 2"},
+            "pain_stop.severe_at_least",
+            id="too-low",
+        ),
+        pytest.param(
+            {
+                'protection_phases = ["non_weight_bearing", "protected_weight_bearing"]': (
+                    'protection_phases = ["bed_rest"]'
+                )
+            },
+            "pain_stop.protection_phases",
+            id="unknown-phase",
+        ),
+        pytest.param(
+            {
+                'key = "strength"\n  kind = "strength"': (
+                    'key = "strength"\n  kind = "strength"\n  unloaded = true'
+                )
+            },
+            "phases.0.sessions.1.unloaded",
+            id="unloaded-strength",
+        ),
+    ],
+)
+def test_bad_pain_stop_and_unloaded_fields_are_refused(
+    protocols_dir: Path, tmp_path: Path, edit: dict[str, str], field: str
+) -> None:
+    refusal = _refusal(_copy(protocols_dir, tmp_path, CONSERVATIVE_FILE, edit))
+    assert list(refusal.errors) == [field]
+
+
+def test_unloaded_is_declared_not_guessed() -> None:
+    protocol = load_catalog().get(CONSERVATIVE_ID)
+    unloaded = {
+        (phase.key, t.key) for phase in protocol.phases for t in phase.sessions if t.unloaded
+    }
+    assert unloaded == {
+        ("non_weight_bearing", "cross_training"),
+        ("protected_weight_bearing", "cross_training"),
+    }

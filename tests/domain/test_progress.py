@@ -934,3 +934,164 @@ def test_the_plan_id_only_changes_uids() -> None:
     one, other = story("plan-a"), story("plan-b")
     assert [(s.key, s.date) for s in one.sessions] == [(s.key, s.date) for s in other.sessions]
     assert not {s.uid for s in one.sessions} & {s.uid for s in other.sessions}
+
+
+# =================================================================== from the day of the report
+
+
+def _walking_plan() -> Plan:
+    made = plan()
+    made, _ = record(made, Gate("non_weight_bearing", True, NWB_REVIEW), NWB_REVIEW)
+    return made
+
+
+def test_a_stop_reported_today_about_yesterday_cancels_todays_loading_sessions() -> None:
+    made = _walking_plan()
+    walks = sessions(made, phase="walking", kind=SessionKind.WALK)
+    yesterday, today = walks[1].date, walks[2].date  # Tuesday, then Wednesday (a run day)
+    assert any(s.kind is SessionKind.STRENGTH for s in made.sessions if s.date == today)
+
+    stopped, decision = record(
+        made, CheckIn(session_uid=walks[1].uid, red_flags=(RedFlag.PAIN_AT_REST,)), today
+    )
+
+    assert decision.outcome is Outcome.STOP_AND_REFER and yesterday < today
+    for s in stopped.sessions:
+        if s.date >= today and s.kind in (
+            SessionKind.WALK,
+            SessionKind.RUN_WALK,
+            SessionKind.RUN,
+            SessionKind.STRENGTH,
+        ):
+            assert s.status is SessionStatus.CANCELLED, s.key
+    assert stopped.session(walks[1].uid) == made.session(walks[1].uid)  # it happened
+
+
+def test_after_a_stop_only_unloaded_cross_training_stays_and_says_so() -> None:
+    made = plan()  # protection: upper-body/pool cross-training and strength
+    first = sessions(made, phase="non_weight_bearing", kind=SessionKind.CROSS_TRAINING)[0]
+    today = first.date + timedelta(days=1)
+
+    stopped, _ = record(
+        made, CheckIn(session_uid=first.uid, red_flags=(RedFlag.CANNOT_BEAR_WEIGHT,)), today
+    )
+
+    kept = [
+        s
+        for s in stopped.sessions
+        if s.date >= today
+        and s.status is SessionStatus.PLANNED
+        and s.kind is not SessionKind.REVIEW
+    ]
+    assert kept and {s.kind for s in kept} == {SessionKind.CROSS_TRAINING}
+    for s in kept:
+        assert "upper-body or pool" in s.title.lower() and "non-weight-bearing" in s.title
+        assert "non-weight-bearing" in s.notes
+    assert all(
+        s.status is SessionStatus.CANCELLED
+        for s in stopped.sessions
+        if s.date >= today and s.kind is SessionKind.STRENGTH
+    )
+    (emergency,) = [s for s in stopped.sessions if s.key.endswith("urgent_review/1")]
+    assert emergency.date == today and "Emergency department" in emergency.title
+
+
+def test_severe_pain_thresholds_come_from_the_protocol() -> None:
+    protocol = shipped_catalog().get(plan().protocol.id)
+    stop = protocol.pain_stop
+    assert stop is not None and stop.severe_at_least == 7
+    assert set(stop.evidence) <= {r.key for r in protocol.references}
+    assert decide(CheckIn(pain_during=6), stop)[0] is Outcome.REGRESS
+    outcome, reason = decide(CheckIn(pain_after=7), stop)
+    assert outcome is Outcome.STOP_AND_REFER
+    assert "severe pain (7/10)" in reason and "emergency department" in reason
+    assert decide(CheckIn(pain_next_morning=1), stop)[0] is Outcome.REPEAT
+    outcome, reason = decide(CheckIn(pain_next_morning=1), stop, protection=True)
+    assert outcome is Outcome.STOP_AND_REFER and "not settled" in reason
+
+
+def test_severe_pain_stops_the_plan_the_day_after() -> None:
+    made = running_plan()
+    first, second = programme(made)[:2]
+    today = first.date + timedelta(days=1)
+    stopped, decision = record(made, CheckIn(session_uid=first.uid, pain_during=8), today)
+    assert decision.outcome is Outcome.STOP_AND_REFER
+    assert stopped.status is PlanStatus.STOPPED
+    assert stopped.session(second.uid).status is SessionStatus.CANCELLED
+    assert any(s.title == "Urgent clinical review" for s in stopped.sessions)
+
+
+def test_unsettled_pain_while_protected_stops_the_plan() -> None:
+    made = plan()
+    first = sessions(made, phase="non_weight_bearing")[0]
+    stopped, decision = record(
+        made, CheckIn(session_uid=first.uid, pain_next_morning=2), first.date + timedelta(days=1)
+    )
+    assert decision.outcome is Outcome.STOP_AND_REFER
+    assert stopped.status is PlanStatus.STOPPED
+
+
+def test_a_regress_reported_before_todays_run_lowers_it_after_a_rest_day() -> None:
+    made = count_sessions(running_plan(), 4)  # level 2, one counted
+    painful, today_run = programme(made)[4], programme(made)[5]
+    assert painful.level == today_run.level == 2
+    today = today_run.date
+
+    regressed = report(made, painful, today, pain_after=3)
+
+    assert regressed.progress.rest_until == today  # the rest day counts from the report
+    assert not any(s.date == today for s in runs(regressed))
+    moved = regressed.session(today_run.uid)
+    assert moved.status is SessionStatus.PLANNED
+    assert moved.date > today and moved.level == 1
+    assert [s.level for s in programme(regressed) if s.date > today][:3] == [1, 1, 1]
+    # The day after, nothing moves back: today's history now holds the lower plan.
+    nxt = report(regressed, moved, moved.date)
+    assert not any(s.date == today for s in runs(nxt))
+
+
+def test_a_painful_walk_gets_a_rest_day_before_the_next_walk() -> None:
+    made = _walking_plan()
+    walks = sessions(made, phase="walking", kind=SessionKind.WALK)
+    for walk in walks[:3]:
+        made = report(made, walk)
+    painful = walks[3]
+    rest = painful.date + timedelta(days=1)
+
+    regressed = report(made, painful, rest, gait_changed=True)
+
+    assert regressed.progress.walk_rest_until == rest
+    on_rest = [s for s in regressed.sessions if s.kind is SessionKind.WALK and s.date == rest]
+    assert on_rest and all(s.status is SessionStatus.CANCELLED for s in on_rest)
+    after = [
+        s
+        for s in regressed.sessions
+        if s.kind is SessionKind.WALK and s.date > rest and s.status is SessionStatus.PLANNED
+    ]
+    assert after[0].level == 1
+    # Reported on the day itself, the rest day is the next one.
+    same_day = report(made, painful, painful.date, pain_during=4)
+    assert same_day.progress.walk_rest_until == rest
+    assert all(
+        s.status is SessionStatus.CANCELLED
+        for s in same_day.sessions
+        if s.kind is SessionKind.WALK and s.date == rest
+    )
+
+
+def test_a_gate_on_a_phase_without_a_review_is_refused() -> None:
+    made = _walking_plan()
+    day = made.phase("protected_weight_bearing").start_date
+    with pytest.raises(InvalidEvent) as refused:
+        record(made, Gate("protected_weight_bearing", True, day), day)
+    assert "no clinical review" in str(refused.value)
+
+
+def test_a_protection_gate_met_early_warns_but_is_accepted() -> None:
+    made = plan()
+    early = made.start_date + timedelta(days=13)
+    gated, decision = record(made, Gate("non_weight_bearing", True, early), early)
+    assert gated.progress.met_on("non_weight_bearing") == early
+    assert decision.warning is not None and "14 days" in decision.warning
+    _, on_time = record(plan(), Gate("non_weight_bearing", True, NWB_REVIEW), NWB_REVIEW)
+    assert on_time.warning is None

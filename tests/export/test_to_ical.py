@@ -513,3 +513,29 @@ def test_calendars_of_other_sites_do_not_name_the_bone(site: str) -> None:
     )
     text = render(made).decode().lower()
     assert not [word for word in DIAGNOSIS_WORDS if word in text]
+
+
+def test_cancelled_phases_are_cancelled_banners_then_dropped(plan: Plan) -> None:
+    from planner.domain.model import SessionStatus
+    from planner.export.to_ical import FeedOptions, render, render_reference
+
+    last = plan.phases[-1]
+    cancelled = replace(
+        plan,
+        phases=(
+            *plan.phases[:-1],
+            replace(last, status=SessionStatus.CANCELLED, sequence=last.sequence + 1),
+        ),
+    )
+    shown = Calendar.from_ical(render(cancelled))
+    banners = {str(e["SUMMARY"]): e for e in shown.walk("VEVENT") if "Phase" in str(e["SUMMARY"])}
+    final = next(e for s, e in banners.items() if s.startswith(f"Phase {len(plan.phases)} "))
+    assert str(final["STATUS"]) == "CANCELLED" and int(final["SEQUENCE"]) == last.sequence + 1
+    assert sum(str(e["STATUS"]) == "CONFIRMED" for e in banners.values()) == len(plan.phases) - 1
+    assert render(cancelled) == render_reference(cancelled)
+    dropped = FeedOptions(show_cancelled=False)
+    assert render(cancelled, dropped) == render_reference(cancelled, dropped)
+    summaries = [
+        str(e["SUMMARY"]) for e in Calendar.from_ical(render(cancelled, dropped)).walk("VEVENT")
+    ]
+    assert not any(s.startswith(f"Phase {len(plan.phases)} ") for s in summaries)
