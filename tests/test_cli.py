@@ -131,8 +131,8 @@ def test_protocols_check_passes_on_the_shipped_files(runner: CliRunner) -> None:
     result = runner.invoke(main, ["protocols", "check"])
 
     assert result.exit_code == 0, result.output
-    assert "OK femoral-neck-compression-conservative 1.1.0" in result.stdout
-    assert "OK femoral-neck-surgical-referral 1.0.0" in result.stdout
+    assert "OK femoral-neck-compression-conservative 1.2.0" in result.stdout
+    assert "OK femoral-neck-surgical-referral 1.1.0" in result.stdout
 
 
 def test_protocols_check_names_the_broken_file_and_field(runner: CliRunner, tmp_path: Path) -> None:
@@ -141,7 +141,7 @@ def test_protocols_check_names_the_broken_file_and_field(runner: CliRunner, tmp_
     broken.mkdir()
     text = (shipped / "femoral-neck-surgical-referral.toml").read_text(encoding="utf-8")
     text = text.replace('id = "femoral-neck-surgical-referral"', 'id = "clinic-referral"')
-    text = text.replace('version = "1.0.0"', 'version = "one"')
+    text = text.replace('version = "1.1.0"', 'version = "one"')
     (broken / "clinic-referral.toml").write_text(text, encoding="utf-8")
 
     result = runner.invoke(main, ["protocols", "check", str(broken)])

@@ -43,7 +43,7 @@ def test_care_plan_is_a_proposal_until_confirmed(
     assert resource["subject"]["identifier"]["value"] == "clinic-1234"
     assert resource["contained"][0]["resourceType"] == "Condition"
     assert resource["instantiatesCanonical"][0].endswith(
-        "/fhir/R4/PlanDefinition/femoral-neck-compression-conservative|1.1.0"
+        "/fhir/R4/PlanDefinition/femoral-neck-compression-conservative|1.2.0"
     )
 
 
@@ -55,7 +55,7 @@ def test_plan_definition_and_metadata(client: FlaskClient, auth: dict[str, str])
 
     PlanDefinition.model_validate(definition.get_json())
     CapabilityStatement.model_validate(metadata.get_json())
-    assert definition.get_json()["version"] == "1.1.0"
+    assert definition.get_json()["version"] == "1.2.0"
     assert metadata.status_code == 200 and metadata.mimetype == FHIR
 
 

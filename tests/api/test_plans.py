@@ -52,7 +52,7 @@ def test_create_plan_answers_201_with_location_and_a_complete_plan(
     assert response.headers["Location"] == f"/v1/plans/{plan['id']}"
     assert plan["pathway"] == "conservative"
     assert plan["protocol"]["id"] == "femoral-neck-compression-conservative"
-    assert plan["protocol"]["version"] == "1.1.0"
+    assert plan["protocol"]["version"] == "1.2.0"
     assert plan["protocol"]["references"]
     assert [p["key"] for p in plan["phases"]] == [
         "non_weight_bearing",

@@ -15,7 +15,7 @@ def test_catalog_lists_every_protocol_with_what_it_covers(
     contract.check("GET", "/v1/protocols", response)
     items = {p["id"]: p for p in response.get_json()["items"]}
     conservative = items["femoral-neck-compression-conservative"]
-    assert conservative["version"] == "1.1.0"
+    assert conservative["version"] == "1.2.0"
     assert conservative["applies_to"] == {
         "sites": ["femoral_neck"],
         "types": ["compression"],

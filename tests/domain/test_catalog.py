@@ -22,7 +22,7 @@ SHIPPED_IDS = [
     "low-risk-bsi-conservative",
 ]
 #: The version of each femoral-neck file (bumped when the file changes).
-VERSIONS = {CONSERVATIVE_ID: "1.1.0", SURGICAL_ID: "1.0.0"}
+VERSIONS = {CONSERVATIVE_ID: "1.2.0", SURGICAL_ID: "1.1.0"}
 SURGICAL_FILE = f"{SURGICAL_ID}.toml"
 
 #: The walking phase's walk template, made into a (otherwise valid) running template.
@@ -105,7 +105,7 @@ def test_unknown_protocol_id_is_a_clear_error() -> None:
 
 def test_non_semantic_version_is_refused(protocols_dir: Path, tmp_path: Path) -> None:
     path = _copy(
-        protocols_dir, tmp_path, CONSERVATIVE_FILE, {'version = "1.1.0"': 'version = "1.0"'}
+        protocols_dir, tmp_path, CONSERVATIVE_FILE, {'version = "1.2.0"': 'version = "1.0"'}
     )
     refusal = _refusal(path)
     assert list(refusal.errors) == ["version"]
@@ -275,7 +275,7 @@ def test_every_error_names_its_field_path(protocols_dir: Path, tmp_path: Path) -
         protocols_dir,
         tmp_path,
         CONSERVATIVE_FILE,
-        {'version = "1.1.0"': 'version = "one"', 'kind = "cross_training"': 'kind = "yoga"'},
+        {'version = "1.2.0"': 'version = "one"', 'kind = "cross_training"': 'kind = "yoga"'},
     )
     refusal = _refusal(path)
     assert set(refusal.errors) == {"version", "phases.0.sessions.0.kind"}

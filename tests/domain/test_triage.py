@@ -175,7 +175,7 @@ def test_conservative_triage_selects_the_conservative_protocol() -> None:
     made = plan()
     assert made.pathway is Pathway.CONSERVATIVE
     assert made.protocol.id == CONSERVATIVE_ID
-    assert made.protocol.version == "1.1.0"
+    assert made.protocol.version == "1.2.0"
     assert made.selection.rule == 4
 
 
