@@ -427,6 +427,17 @@ def test_feed_after_a_regress_moves_events_with_higher_sequence_and_same_uids(
 # ---------------------------------------------------------------- from the day of the report
 
 
+def protection_signed_off(
+    client: FlaskClient, auth: dict[str, str], clock: Clock, plan: dict[str, Any]
+) -> dict[str, Any]:
+    """The plan after a clinician met the protection gate on the day protection ended."""
+    end = phase(plan, "non_weight_bearing")["end_date"]
+    clock.on(end)
+    answer = gate(client, auth, plan["id"], "non_weight_bearing", met=True, date=end)
+    revised: dict[str, Any] = answer.get_json()["plan"]
+    return revised
+
+
 def _loading(session: dict[str, Any]) -> bool:
     return session["kind"] in ("walk", "run_walk", "run", "strength")
 
@@ -434,11 +445,7 @@ def _loading(session: dict[str, Any]) -> bool:
 def test_a_red_flag_about_yesterday_cancels_todays_walk_and_leg_strength(
     client: FlaskClient, auth: dict[str, str], clock: Clock, plan: dict[str, Any]
 ) -> None:
-    end = phase(plan, "non_weight_bearing")["end_date"]
-    clock.on(end)
-    plan = gate(client, auth, plan["id"], "non_weight_bearing", met=True, date=end).get_json()[
-        "plan"
-    ]
+    plan = protection_signed_off(client, auth, clock, plan)
     walks = [s for s in plan["sessions"] if s["kind"] == "walk"]
     yesterday, today = walks[0], walks[1]
     clock.on(today["date"])
@@ -537,11 +544,7 @@ def test_a_regress_reported_before_todays_run_lowers_it(
 def test_a_painful_walk_gets_a_rest_day_before_the_next_walk(
     client: FlaskClient, auth: dict[str, str], clock: Clock, plan: dict[str, Any]
 ) -> None:
-    end = phase(plan, "non_weight_bearing")["end_date"]
-    clock.on(end)
-    plan = gate(client, auth, plan["id"], "non_weight_bearing", met=True, date=end).get_json()[
-        "plan"
-    ]
+    plan = protection_signed_off(client, auth, clock, plan)
     walks = [s for s in plan["sessions"] if s["kind"] == "walk"]
     painful = walks[3]
     next_day = (date.fromisoformat(painful["date"]) + timedelta(days=1)).isoformat()
@@ -609,11 +612,7 @@ def test_cancel_cancels_the_phase_banners_too(
 def test_a_gate_on_a_phase_without_a_review_is_refused(
     client: FlaskClient, auth: dict[str, str], clock: Clock, plan: dict[str, Any]
 ) -> None:
-    end = phase(plan, "non_weight_bearing")["end_date"]
-    clock.on(end)
-    plan = gate(client, auth, plan["id"], "non_weight_bearing", met=True, date=end).get_json()[
-        "plan"
-    ]
+    plan = protection_signed_off(client, auth, clock, plan)
     day = phase(plan, "protected_weight_bearing")["start_date"]
     clock.on(day)
 
