@@ -21,7 +21,7 @@ from planner.export import to_ical, to_json
 from planner.schemas.api import PlanCreateSchema
 from planner.schemas.protocol_file import flatten_errors
 from planner.service import build_plan, utcnow
-from planner.store import Store, database_url_from_env
+from planner.store import SCOPES, Store, database_url_from_env
 
 
 @click.group()
@@ -231,12 +231,28 @@ def keys() -> None:
 @click.option(
     "--org", default="default", show_default=True, help="Organisation the key belongs to."
 )
-def keys_create(name: str, org: str) -> None:
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    type=click.Choice(SCOPES),
+    help="What the key may do; repeat for several (default: every scope).",
+)
+def keys_create(name: str, org: str, scopes: tuple[str, ...]) -> None:
     """Create a key; the key itself is printed alone on the last line."""
+    for value, what in ((name, "NAME"), (org, "--org")):
+        if not value.strip():
+            raise click.UsageError(f"{what} must not be empty.")
     store = _store()
-    record, secret = store.create_key(name, org)
+    try:
+        record, secret = store.create_key(name, org, scopes or None)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    finally:
+        store.dispose()
     click.echo(
-        f"Created API key {record.name!r} (prefix {record.prefix}) for organisation {org!r}."
+        f"Created API key {record.name!r} (prefix {record.prefix}) for organisation {org!r}"
+        f" with {', '.join(record.scopes)}."
     )
     click.echo("Store it now: it cannot be shown again.")
     click.echo(secret)

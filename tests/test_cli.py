@@ -118,6 +118,36 @@ def test_a_cli_key_authenticates_against_the_api(runner: CliRunner, tmp_path: Pa
     assert response.status_code == 200
 
 
+def test_keys_create_with_scopes_as_the_readme_shows(runner: CliRunner) -> None:
+    result = runner.invoke(
+        main, ["keys", "create", "ehr", "--org", "clinic-a", "--scope", "plans:read"]
+    )
+
+    assert result.exit_code == 0, result.output
+    assert "with plans:read." in result.stdout
+    listed = runner.invoke(main, ["keys", "list"]).stdout
+    assert "\tehr\tactive\tplans:read\t" in listed
+    two = ["--scope", "plans:read", "--scope", "webhooks:manage"]
+    assert runner.invoke(main, ["keys", "create", "hooks", *two]).exit_code == 0
+    assert "plans:read,webhooks:manage" in runner.invoke(main, ["keys", "list"]).stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["keys", "create", ""],
+        ["keys", "create", "x", "--org", " "],
+        ["keys", "create", "x", "--scope", "root"],
+    ],
+)
+def test_keys_create_refuses_bad_input_in_one_line(runner: CliRunner, args: list[str]) -> None:
+    result = runner.invoke(main, args)
+
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
 def test_keys_revoke(runner: CliRunner) -> None:
     created = runner.invoke(main, ["keys", "create", "temp"]).stdout.strip().splitlines()
     prefix = created[-1].split("_")[1]
