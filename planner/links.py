@@ -43,12 +43,21 @@ def page(token: str) -> str:
     return f"{PAGES}/{token}"
 
 
-def plan_links(plan_id: str, feed_token: str | None, busy_token: str | None) -> dict[str, Any]:
-    """Where a plan lives; feed URLs only while their tokens exist."""
+def plan_links(
+    plan_id: str,
+    feed_token: str | None,
+    busy_token: str | None,
+    *,
+    base_url: str | None = None,
+) -> dict[str, Any]:
+    """Where a plan lives; feed URLs only while their tokens exist. With ``base_url`` (the
+    deployment's public origin) the feed and page links are absolute: they are what a
+    runner pastes into a calendar or opens on a phone, away from the API."""
+    origin = base_url.rstrip("/") if base_url else ""
     return {
         "self": plan(plan_id),
         "ical": plan_calendar(plan_id),
-        "feed": feed(feed_token) if feed_token else None,
-        "busy_feed": feed(busy_token) if busy_token else None,
-        "page": page(feed_token) if feed_token else None,
+        "feed": origin + feed(feed_token) if feed_token else None,
+        "busy_feed": origin + feed(busy_token) if busy_token else None,
+        "page": origin + page(feed_token) if feed_token else None,
     }

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from planner.catalog import Catalog
 from planner.clock import now_whole_seconds as utcnow
@@ -41,7 +42,7 @@ from planner.service.feeds import FeedService
 from planner.service.idempotency import IdempotencyService
 from planner.service.keys import KeyService
 from planner.service.plans import CANCELLED_GRACE, PlanService, Precondition, Recorded
-from planner.service.rendering import served, served_document
+from planner.service.rendering import plan_links, served, served_document
 from planner.service.requests import build_plan
 from planner.service.webhooks import EVENT_TYPES, WebhookService
 from planner.service.writes import WriteRetry
@@ -86,6 +87,15 @@ class Planner(PlanService, FeedService, WebhookService, KeyService, IdempotencyS
     #: Which exporters render revisions (the ``PLANNER_EXPORTERS`` setting).
     exporters: Exporters = field(default=FAST_EXPORTERS, repr=False)
     write_retry: WriteRetry = field(default_factory=WriteRetry, repr=False)
+    public_base_url: str | None = None
+
+    def served(self, record: PlanRecord | PlanDocument) -> tuple[bytes, str]:
+        """The plan JSON as this deployment serves it, and its strong ETag."""
+        return served(record, self.public_base_url)
+
+    def plan_links(self, record: PlanRecord | PlanDocument) -> dict[str, Any]:
+        """Where the plan lives, as this deployment serves its links."""
+        return plan_links(record, self.public_base_url)
 
     def database_revision(self) -> str | None:
         """The schema revision the database is at (fails when it is unreachable)."""

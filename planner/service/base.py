@@ -40,3 +40,6 @@ class ServiceBase:
     exporters: Exporters
     #: How writes that named no revision wait out concurrent writers.
     write_retry: WriteRetry
+    #: The deployment's public origin (``PUBLIC_BASE_URL``): feed and page links are
+    #: absolute under it; ``None``: relative.
+    public_base_url: str | None

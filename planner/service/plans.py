@@ -137,7 +137,7 @@ class PlanService(PlanWrites):
         found = self.store.get_revision(organisation, plan_id, revision)
         if found is None:
             raise PlanNotFound(f"Plan {plan_id!r} has no revision {revision}.")
-        return served_document(replace(record, document=found.document))
+        return served_document(replace(record, document=found.document), self.public_base_url)
 
     def events(self, organisation: str, plan_id: str, kind: str | None = None) -> list[EventRecord]:
         self.get_plan(organisation, plan_id)
@@ -187,7 +187,8 @@ class PlanService(PlanWrites):
         expected = payload.get("revision")
 
         def decide(record: PlanRecord, plan: Plan, protocol: Protocol) -> Change:
-            if precondition is not None and not precondition(served_etag(record)):
+            etag = served_etag(record, self.public_base_url)
+            if precondition is not None and not precondition(etag):
                 raise PreconditionFailed(
                     "The plan has changed since you read it: fetch it again and retry.",
                 )

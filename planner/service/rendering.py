@@ -149,13 +149,14 @@ def encode_state(plan: Plan) -> bytes | None:
         return None
 
 
-def plan_links(record: PlanRecord | PlanDocument) -> dict[str, Any]:
-    """Where the plan lives; feed URLs only while their tokens exist."""
-    return links.plan_links(record.id, record.feed_token, record.busy_token)
+def plan_links(record: PlanRecord | PlanDocument, base_url: str | None = None) -> dict[str, Any]:
+    """Where the plan lives; feed URLs only while their tokens exist (absolute under
+    ``base_url``, the deployment's public origin, when it has one)."""
+    return links.plan_links(record.id, record.feed_token, record.busy_token, base_url=base_url)
 
 
-def served(record: PlanRecord | PlanDocument) -> tuple[bytes, str]:
-    """The served plan JSON and its strong ETag.
+def served(record: PlanRecord | PlanDocument, base_url: str | None = None) -> tuple[bytes, str]:
+    """The served plan JSON and its strong ETag (links absolute under ``base_url``).
 
     A revision's stored document never changes (every write that changes it makes a new
     revision), so the ETag hashes what names it — plan, revision, this service's version
@@ -163,18 +164,18 @@ def served(record: PlanRecord | PlanDocument) -> tuple[bytes, str]:
     the ~70 KB document on every read. Two different bodies never share an ETag.
     """
     settings = dump_feed_settings(record.settings or DEFAULT_FEED_SETTINGS)
-    tail = to_json.served_tail(settings, plan_links(record))
+    tail = to_json.served_tail(settings, plan_links(record, base_url))
     named = f"{record.id}/{record.revision}/{__version__}/".encode()
     return to_json.splice(record.document, tail), strong_etag(named + tail)
 
 
-def served_document(record: PlanRecord | PlanDocument) -> bytes:
+def served_document(record: PlanRecord | PlanDocument, base_url: str | None = None) -> bytes:
     """The plan JSON as served: stored bytes plus current feed settings and links."""
-    return served(record)[0]
+    return served(record, base_url)[0]
 
 
-def served_etag(record: PlanRecord | PlanDocument) -> str:
-    return served(record)[1]
+def served_etag(record: PlanRecord | PlanDocument, base_url: str | None = None) -> str:
+    return served(record, base_url)[1]
 
 
 __all__ = [

@@ -105,6 +105,7 @@ def create_app(
         catalog=catalog,
         store=store,
         exporters=exporters_named(app.config["EXPORTERS"]),
+        public_base_url=app.config["PUBLIC_BASE_URL"],
     )
     app.extensions["planner"] = {"store": store, "catalog": catalog, "planner": planner}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Response, current_app, g, request
 
-from planner.service import PlanDocument, Planner, PlanRecord, served
+from planner.service import PlanDocument, Planner, PlanRecord
 from planner.web.conditional import none_match
 
 ICAL_MIME = "text/calendar"
@@ -42,7 +42,7 @@ def conditional(response: Response) -> Response:
 
 def plan_response(record: PlanRecord | PlanDocument, status: int = 200) -> Response:
     """The served plan JSON with its strong ETag (usable in ``If-Match``)."""
-    body, etag = served(record)
+    body, etag = planner().served(record)
     response = bytes_response(body, JSON_MIME, status)
     response.set_etag(etag.strip('"'))
     return response

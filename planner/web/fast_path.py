@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from planner import links
-from planner.service import Planner, served
+from planner.service import Planner
 from planner.web.auth import PLAN_SCOPES
 from planner.web.conditional import ICAL_CONTENT_TYPE, feed_answer, none_match
 
@@ -102,7 +102,7 @@ class FastPath:
         if key is None or not key.allows(_PLAN_READ_SCOPE):
             return None  # the app answers 401 or 403
         document = self.planner.plan_document(key.organisation, plan_id)  # 404: the app's
-        body, etag = served(document)
+        body, etag = self.planner.served(document)
         if_none_match = environ.get("HTTP_IF_NONE_MATCH")
         if if_none_match is not None and none_match(etag, if_none_match):
             return "304 NOT MODIFIED", [("ETag", etag)], b""

@@ -29,7 +29,7 @@ from flask_smorest import Blueprint
 from planner import links
 from planner.domain.model import RedFlag, Step
 from planner.export.wording import clean_texts, safe_title, spell_steps
-from planner.service import FeedNotFound, served_document
+from planner.service import FeedNotFound
 from planner.web.api import errors
 from planner.web.common import planner
 from planner.web.feeds import subscribe_links
@@ -505,7 +505,7 @@ class RunnerPage(MethodView):
             return not_found()
         if kind != "full":  # a busy-feed token is for work calendars, not for the plan
             return not_found()
-        document = json.loads(served_document(record))
+        document = json.loads(planner().served(record)[0])
         context = page_context(document, subscribe_links(record), planner().clock())
         return _html(render_template("page.html", **TEMPLATE_HELPERS, **context), 200)
 

@@ -22,7 +22,6 @@ from planner.schemas.api import (
     RevisionArgsSchema,
 )
 from planner.service import PlanRecord
-from planner.service.rendering import plan_links
 from planner.web.api import errors, idempotent
 from planner.web.auth import current_organisation, protect
 from planner.web.common import (
@@ -175,7 +174,7 @@ class ConfirmPlan(MethodView):
 def summary(record: PlanRecord) -> dict[str, Any]:
     """A list entry, from the stored document (no re-planning on reads)."""
     document = json.loads(record.document)
-    document["links"] = plan_links(record)
+    document["links"] = planner().plan_links(record)
     protocol = document["protocol"]
     return {
         "protocol": {

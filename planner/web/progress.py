@@ -18,7 +18,7 @@ from planner.schemas.api import (
     RecordedSchema,
     RevisionListSchema,
 )
-from planner.service import ApiKey, EventRecord, Precondition, Recorded, served
+from planner.service import ApiKey, EventRecord, Precondition, Recorded
 from planner.web.api import errors, idempotent
 from planner.web.auth import current_organisation, protect
 from planner.web.common import current_key_id, planner
@@ -53,7 +53,7 @@ def _precondition() -> Precondition | None:
 
 def _recorded(result: Recorded) -> Response:
     """Decision, event and the revised plan; the plan bytes are spliced in as served."""
-    plan, etag = served(result.record)  # the ETag a GET of the plan answers now
+    plan, etag = planner().served(result.record)  # the ETag a GET of the plan answers now
     key: ApiKey = g.api_key  # the key that recorded it
     event = _event(result.event, {key.id: key.name})
     head = to_json.dumps({"decision": result.event.decision or {}, "event": event})

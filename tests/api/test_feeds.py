@@ -341,3 +341,38 @@ def test_two_independent_parsers_agree_across_a_dst_change(
     assert {
         by_vobject[s["uid"]].astimezone(new_york).strftime("%H:%M") for s in firsts.values()
     } == {"07:00"}
+
+
+def test_feed_and_page_links_are_absolute_under_the_public_base_url(
+    database_url: str, contract: Contract
+) -> None:
+    from planner.web import create_app
+    from tests.builders import shipped_catalog
+
+    base = "https://plans.clinic.example"
+    app = create_app(
+        {"TESTING": True, "DATABASE_URL": database_url, "PUBLIC_BASE_URL": base},
+        catalog=shipped_catalog(),
+    )
+    try:
+        _, secret = app.extensions["planner"]["store"].create_key("k", "clinic-a")
+        auth = {"Authorization": f"Bearer {secret}"}
+        client = app.test_client()
+        created = client.post("/v1/plans", json=EXAMPLE_PLAN, headers=auth)
+        plan = created.get_json()
+        links = plan["links"]
+
+        assert links["feed"].startswith(f"{base}/feeds/") and links["feed"].endswith(".ics")
+        assert links["page"].startswith(f"{base}/p/")
+        assert links["self"] == f"/v1/plans/{plan['id']}"  # API links stay relative
+        # the fast path and the app (which serves ?revision=N) give the same bytes
+        fast = client.get(f"/v1/plans/{plan['id']}", headers=auth)
+        slow = client.get(f"/v1/plans/{plan['id']}?revision=1", headers=auth)
+        assert fast.get_data() == slow.get_data() == created.get_data()
+        listed = client.get("/v1/plans", headers=auth).get_json()["items"][0]
+        assert listed["links"]["page"] == links["page"]
+        contract.check("POST", "/v1/plans", created)
+        feed_path = links["feed"].removeprefix(base)
+        assert client.get(feed_path).status_code == 200
+    finally:
+        app.extensions["planner"]["store"].dispose()
