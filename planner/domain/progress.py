@@ -200,12 +200,16 @@ def revise(
 ) -> tuple[Plan, Decision]:
     """The next revision of ``plan`` after ``event``, recorded ``today`` at ``at``.
 
+    A stopped plan takes one event: its cancellation, so that a clinician can end it (or
+    refer the runner on) rather than leave a stopped plan with its calendar standing.
+
     Raises:
-        PlanNotActive: the plan is stopped or cancelled.
+        PlanNotActive: the plan is cancelled, or stopped and the event is no cancellation.
         InvalidEvent: the event names an unknown session or phase, or a future date.
         EventConflict: the event is dated before history already recorded.
     """
-    if plan.status is not PlanStatus.ACTIVE:
+    ending_a_stop = plan.status is PlanStatus.STOPPED and isinstance(event, Cancel)
+    if plan.status is not PlanStatus.ACTIVE and not ending_a_stop:
         raise PlanNotActive(f"The plan is {plan.status.value}; nothing more can be recorded.")
     protocol = apply_clearance(protocol, context)  # the Triad CRA's levels and gates
     previous = plan.progress

@@ -149,7 +149,8 @@ class CancelPlan(MethodView):
 
         Its status becomes `cancelled`; future sessions stay in the calendar feed as
         cancelled events for 14 days, so subscribed calendars update them in place,
-        then drop out.
+        then drop out. A `stopped` plan can be cancelled too: that is how a clinician
+        ends it (or refers the runner on) after a red flag.
         """
         result = planner().cancel(
             current_organisation(),

@@ -292,6 +292,34 @@ def test_a_red_flag_stops_the_plan_and_refers(
     assert later.status_code == 409
 
 
+def test_a_clinician_can_end_a_stopped_plan(
+    client: FlaskClient,
+    auth: dict[str, str],
+    clock: Clock,
+    plan: dict[str, Any],
+    contract: Contract,
+) -> None:
+    plan = reach_running(client, auth, clock, plan)
+    first = running(plan)[0]
+    clock.on(first["date"])
+    check_in(client, auth, plan["id"], session_uid=first["uid"], red_flags=["night_pain"])
+    clock.on((date.fromisoformat(first["date"]) + timedelta(days=2)).isoformat())
+    path = f"/v1/plans/{plan['id']}/cancel"
+
+    ended = client.post(path, json={"reason": "referred to orthopaedics"}, headers=auth)
+
+    contract.check("POST", path, ended)
+    assert ended.status_code == 201
+    cancelled = ended.get_json()["plan"]
+    assert cancelled["status"] == "cancelled"
+    today = clock.now.date().isoformat()
+    assert not [s for s in cancelled["sessions"] if s["date"] > today and s["status"] == "planned"]
+    history = client.get(f"/v1/plans/{plan['id']}/revisions", headers=auth).get_json()["items"]
+    assert history[-1]["kind"] == "cancel" and history[-1]["reason"] == "referred to orthopaedics"
+    again = client.post(path, json={}, headers=auth)
+    assert again.status_code == 409  # a cancelled plan stays cancelled
+
+
 def test_missed_running_drops_a_level(
     client: FlaskClient, auth: dict[str, str], clock: Clock, plan: dict[str, Any]
 ) -> None:

@@ -511,17 +511,36 @@ def _cancelled() -> Plan:
 
 
 @pytest.mark.parametrize("make", [_stopped, _cancelled], ids=["stopped", "cancelled"])
-def test_stopped_and_cancelled_plans_refuse_every_event(make: Any) -> None:
+def test_stopped_and_cancelled_plans_refuse_every_report_and_gate(make: Any) -> None:
     inactive = make()
     later = FIRST_RUN + timedelta(days=3)
     for event in (
         CheckIn(on=FIRST_RUN),
         CheckIn(session_uid=inactive.sessions[0].uid),
         Gate("graded_running", True, later),
-        Cancel(on=later),
     ):
         with pytest.raises(PlanNotActive):
             record(inactive, event, later)
+
+
+def test_a_cancelled_plan_cannot_be_cancelled_again() -> None:
+    with pytest.raises(PlanNotActive):
+        record(_cancelled(), Cancel(on=FIRST_RUN + timedelta(days=3)), FIRST_RUN)
+
+
+def test_a_clinician_can_end_a_stopped_plan() -> None:
+    """A stop is not a dead end: cancelling ends the plan, and nothing after the day of
+    the cancellation stays planned, the booked review and cross-training included."""
+    stopped = _stopped()
+    later = FIRST_RUN + timedelta(days=3)
+
+    ended, decision = record(stopped, Cancel(on=later, reason="referred on"), later)
+
+    assert ended.status is PlanStatus.CANCELLED and decision.reason == "referred on"
+    assert not [s for s in ended.sessions if s.date > later and s.status is SessionStatus.PLANNED]
+    assert all(p.status is SessionStatus.CANCELLED for p in ended.phases if p.end_date > later)
+    kept = {s.uid: s for s in stopped.sessions if s.date <= later}
+    assert all(s == kept[s.uid] for s in ended.sessions if s.uid in kept)  # the past stays
 
 
 def test_cancel_cancels_every_future_session_and_keeps_the_past() -> None:
