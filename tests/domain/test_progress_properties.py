@@ -332,8 +332,11 @@ class Replanning(RuleBasedStateMachine):
             statistic(f"refused: {type(refusal).__name__}")
             return None
         statistic(f"accepted: {type(event).__name__}")
-        if before.status is not PlanStatus.ACTIVE:
-            raise AssertionError("an inactive plan accepted an event")
+        ends_a_stop = before.status is PlanStatus.STOPPED and isinstance(event, Cancel)
+        if before.status is not PlanStatus.ACTIVE and not ends_a_stop:
+            raise AssertionError("an inactive plan accepted an event other than ending a stop")
+        if ends_a_stop:
+            assert after.status is PlanStatus.CANCELLED
         assert_revision_invariants(before, after, at)
         self.plan = after
         self.events.append(RecordedEvent(event, today, at))
