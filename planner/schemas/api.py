@@ -6,6 +6,8 @@ and ``POST /v1/plans`` can never disagree about what a valid request is.
 
 from __future__ import annotations
 
+import zoneinfo
+from functools import cache
 from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
@@ -38,6 +40,26 @@ class StrictSchema(Schema):
 
     class Meta:
         unknown = RAISE
+
+
+#: The largest revision number a plan can reach (the store's integer column).
+MAX_REVISION = 2**31 - 1
+
+
+@cache
+def _iana_zones() -> frozenset[str]:
+    # a system's zoneinfo folder also holds "localtime" (the server's own zone), which is
+    # no name in the tz database
+    return frozenset(zoneinfo.available_timezones()) - {"localtime", "posixrules"}
+
+
+def _iana_zone(name: str) -> None:
+    """Only names from the tz database: ``localtime`` and file paths name whatever zone
+    the server happens to be in."""
+    if name not in _iana_zones():
+        raise ValidationError(
+            f"{name!r} is not an IANA time zone name (e.g. 'Europe/London', 'UTC')."
+        )
 
 
 def _enum(enum: type, **kwargs: Any) -> fields.Enum:
@@ -77,6 +99,7 @@ class InjuryInputSchema(StrictSchema):
     )
     laterality = _enum(Laterality)
     mri_grade = fields.Integer(
+        strict=True,
         validate=validate.Range(min=1, max=5),
         metadata={
             "description": "MRI grade in `grading_system`. Without a grading system: a "
@@ -95,6 +118,7 @@ class InjuryInputSchema(StrictSchema):
     )
     fracture_line = fields.Boolean(metadata={"description": "A fracture line on MRI."})
     fracture_line_pct = fields.Integer(
+        strict=True,
         validate=validate.Range(min=0, max=100),
         metadata={"description": "Femoral neck only: fracture-line length as % of neck width."},
     )
@@ -142,6 +166,7 @@ class RiskAssessmentSchema(StrictSchema):
         metadata={"description": "Age at the first period, years."},
     )
     menses_last_12_months = fields.Integer(
+        strict=True,
         allow_none=True,
         validate=validate.Range(min=0, max=20),
         metadata={"description": "Number of periods in the last 12 months."},
@@ -152,6 +177,7 @@ class RiskAssessmentSchema(StrictSchema):
         metadata={"description": "Latest DXA bone-mineral-density Z-score."},
     )
     prior_bsi_count = fields.Integer(
+        strict=True,
         allow_none=True,
         validate=validate.Range(min=0, max=50),
         metadata={"description": "Earlier bone stress injuries, not counting this one."},
@@ -202,6 +228,7 @@ class FeedSettingsSchema(StrictSchema):
         },
     )
     reminder_minutes = fields.Integer(
+        strict=True,
         allow_none=True,
         load_default=None,
         validate=validate.Range(min=1, max=1440),
@@ -220,7 +247,7 @@ class PlanCreateSchema(StrictSchema):
     )
     timezone = fields.String(
         load_default="UTC",
-        validate=validate.Length(min=1, max=64),
+        validate=[validate.Length(min=1, max=64), _iana_zone],
         metadata={"description": "IANA time zone of the runner, e.g. America/New_York."},
     )
     athlete = fields.Nested(AthleteSchema, load_default=dict)
@@ -537,6 +564,7 @@ class PlanPageSchema(Schema):
 
 class ExpectedRevisionMixin(StrictSchema):
     revision = fields.Integer(
+        strict=True,
         validate=validate.Range(min=1),
         metadata={"description": "The revision you saw; a newer one makes this a 409."},
     )
@@ -546,9 +574,13 @@ class CheckInCreateSchema(ExpectedRevisionMixin):
     session_uid = fields.String(validate=validate.Length(min=1, max=200))
     date = fields.Date(metadata={"description": "Instead of session_uid: the session's date."})
     completed = fields.Boolean(load_default=True)
-    pain_during = fields.Integer(load_default=0, validate=validate.Range(min=0, max=10))
-    pain_after = fields.Integer(load_default=0, validate=validate.Range(min=0, max=10))
-    pain_next_morning = fields.Integer(load_default=0, validate=validate.Range(min=0, max=10))
+    pain_during = fields.Integer(
+        strict=True, load_default=0, validate=validate.Range(min=0, max=10)
+    )
+    pain_after = fields.Integer(strict=True, load_default=0, validate=validate.Range(min=0, max=10))
+    pain_next_morning = fields.Integer(
+        strict=True, load_default=0, validate=validate.Range(min=0, max=10)
+    )
     pain_building = fields.Boolean(load_default=False)
     gait_changed = fields.Boolean(load_default=False)
     morning_stiffness = fields.Boolean(load_default=False)
@@ -567,7 +599,9 @@ class GateCreateSchema(ExpectedRevisionMixin):
     criteria = fields.List(
         fields.String(validate=validate.Length(min=1, max=500)), load_default=list
     )
-    extend_days = fields.Integer(load_default=7, validate=validate.Range(min=1, max=56))
+    extend_days = fields.Integer(
+        strict=True, load_default=7, validate=validate.Range(min=1, max=56)
+    )
     notes = fields.String(load_default="", validate=validate.Length(max=2000))
 
 
@@ -625,7 +659,7 @@ class RevisionListSchema(Schema):
 
 
 class RevisionArgsSchema(StrictSchema):
-    revision = fields.Integer(validate=validate.Range(min=1))
+    revision = fields.Integer(validate=validate.Range(min=1, max=MAX_REVISION))
 
 
 class FeedLinksSchema(Schema):

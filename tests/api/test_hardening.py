@@ -150,3 +150,62 @@ def test_trusted_hosts_default_to_local_names_the_bind_address_and_the_public_ba
         {"PUBLIC_BASE_URL": "https://plans.clinic.example/base"}
     )
     assert trusted_hosts({"TRUSTED_HOSTS": [".clinic.example"]}) == [".clinic.example"]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("pain_during", 0.9), ("pain_after", 2.9), ("pain_next_morning", 3.0), ("revision", 1.5)],
+)
+def test_a_fractional_number_in_a_check_in_is_a_422_not_floored(
+    client: FlaskClient, auth: dict[str, str], clock: Clock, field: str, value: float
+) -> None:
+    path, plan = _check_in_path(client, auth)
+    session = plan["sessions"][0]  # type: ignore[index]
+    clock.on(session["date"])
+
+    response = client.post(path, json={"session_uid": session["uid"], field: value}, headers=auth)
+
+    assert response.status_code == 422
+    assert field in response.get_json()["errors"]
+
+
+@pytest.mark.parametrize(
+    ("injury", "field"),
+    [
+        ({"mri_grade": 3.5, "grading_system": "nattiv"}, "mri_grade"),
+        ({"fracture_line_pct": 20.5}, "fracture_line_pct"),
+    ],
+)
+def test_a_fractional_number_in_a_plan_request_is_a_422(
+    client: FlaskClient, auth: dict[str, str], injury: dict[str, object], field: str
+) -> None:
+    body = {**EXAMPLE_PLAN, "injury": {**EXAMPLE_PLAN["injury"], **injury}}
+
+    response = client.post("/v1/plans", json=body, headers=auth)
+
+    assert response.status_code == 422
+    assert field in str(response.get_json()["errors"])
+
+
+@pytest.mark.parametrize("revision", ["9223372036854775808", "2147483648"])
+def test_a_revision_beyond_any_plan_is_a_422_not_a_500(
+    client: FlaskClient, auth: dict[str, str], revision: str
+) -> None:
+    plan = client.post("/v1/plans", json=EXAMPLE_PLAN, headers=auth).get_json()
+
+    response = client.get(f"/v1/plans/{plan['id']}?revision={revision}", headers=auth)
+
+    assert response.status_code == 422
+    assert "revision" in response.get_json()["errors"]
+
+
+@pytest.mark.parametrize(
+    "zone", ["localtime", "/etc/localtime", "posix/Europe/London", "EST5EDT,M3.2.0,M11.1.0"]
+)
+def test_only_iana_time_zone_names_are_taken(
+    client: FlaskClient, auth: dict[str, str], zone: str
+) -> None:
+    response = client.post("/v1/plans", json={**EXAMPLE_PLAN, "timezone": zone}, headers=auth)
+
+    assert response.status_code == 422
+    assert "timezone" in response.get_json()["errors"]
