@@ -89,7 +89,7 @@ class Feed(MethodView):
     @blp.response(200, {"type": "string"}, content_type=ICAL_MIME)
     @blp.alt_response(200, content_type="text/html", description="Help page for browsers")
     @blp.alt_response(304, description="Not modified: same ETag / not modified since")
-    @errors(blp, 404)
+    @errors(blp, 400, 404)
     def get(self, token: str) -> Response:
         """Subscribe to a plan's calendar
 

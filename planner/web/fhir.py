@@ -76,7 +76,7 @@ def care_plan_resource(organisation: str, plan_id: str) -> dict[str, Any]:
 @blp.route("/CarePlan/<plan_id>")
 class CarePlan(MethodView):
     @blp.response(200, FHIR_OBJECT, content_type=FHIR_MIME)
-    @outcomes(401, 404)
+    @outcomes(400, 401, 404)
     def get(self, plan_id: str) -> Response:
         """Read a plan as a FHIR R4 CarePlan
 
@@ -90,7 +90,7 @@ class CarePlan(MethodView):
 @blp.route("/PlanDefinition/<protocol_id>")
 class PlanDefinition(MethodView):
     @blp.response(200, FHIR_OBJECT, content_type=FHIR_MIME)
-    @outcomes(401, 404)
+    @outcomes(400, 401, 404)
     def get(self, protocol_id: str) -> Response:
         """Read a protocol as a FHIR R4 PlanDefinition (clinical-protocol)"""
         protocol = planner().catalog.get(protocol_id)
@@ -101,6 +101,7 @@ class PlanDefinition(MethodView):
 class Metadata(MethodView):
     @blp.doc(security=[])
     @blp.response(200, FHIR_OBJECT, content_type=FHIR_MIME)
+    @outcomes(400)
     def get(self) -> Response:
         """The server's FHIR CapabilityStatement (no key needed)"""
         return fhir_response(

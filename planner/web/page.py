@@ -491,6 +491,7 @@ class RunnerPage(MethodView):
     @blp.alt_response(
         404, schema={"type": "string"}, content_type="text/html", description="No such page"
     )
+    @errors(blp, 400)
     def get(self, token: str) -> Response:
         """The runner's plan page
 

@@ -126,16 +126,22 @@ def test_a_nul_in_a_query_filter_is_a_422(client: FlaskClient, auth: dict[str, s
 
 @pytest.mark.parametrize("host", ['a"b', "x/y", "a b", "evil.example"])
 def test_a_host_that_is_not_trusted_is_a_400_not_a_500_or_a_reflected_link(
-    client: FlaskClient, auth: dict[str, str], host: str
+    client: FlaskClient, auth: dict[str, str], contract: Contract, host: str
 ) -> None:
     plan = client.post("/v1/plans", json=EXAMPLE_PLAN, headers=auth).get_json()
     html = "text/html"
+    care_plan = f"/fhir/R4/CarePlan/{plan['id']}"
 
     page = client.get(plan["links"]["page"], headers={"Host": host})
     help_page = client.get(plan["links"]["feed"], headers={"Host": host, "Accept": html})
-    fhir = client.get(f"/fhir/R4/CarePlan/{plan['id']}", headers={**auth, "Host": host})
+    fhir = client.get(care_plan, headers={**auth, "Host": host})
+    metadata = client.get("/fhir/R4/metadata", headers={"Host": host})
 
-    for response in (page, help_page, fhir):
+    contract.check("GET", "/p/{token}", page)
+    contract.check("GET", "/feeds/{token}.ics", help_page)
+    contract.check("GET", "/fhir/R4/CarePlan/{plan_id}", fhir)
+    contract.check("GET", "/fhir/R4/metadata", metadata)
+    for response in (page, help_page, fhir, metadata):
         assert response.status_code == 400
         assert "//evil.example" not in response.get_data(as_text=True)  # no link to it
 
