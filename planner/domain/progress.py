@@ -403,6 +403,7 @@ def _apply_gate(
         reason = f"Gate met on {gate.on}: the next phase starts on {gate.on + timedelta(days=1)}."
         warning = _early_protection(protocol, phase, gate.on)
     else:
+        _check_extension(protocol, phase, progress, gate)
         reason = (
             f"Gate not met on {gate.on}: {phase.key} is extended by {gate.extend_days} days "
             "with a new review at its new end."
@@ -417,6 +418,37 @@ def _apply_gate(
 def _has_review(plan: Plan, phase: Phase) -> bool:
     """Whether the phase has a clinical review in the plan, whose verdict a gate records."""
     return any(s.phase == phase.key and s.kind is SessionKind.REVIEW for s in plan.sessions)
+
+
+#: How much longer than planned a phase with no evidence range may be made by gates that
+#: were not met: twelve weeks. A product default (no source gives a number): past it the
+#: plan no longer describes the runner's recovery, and a clinician should re-plan from a
+#: new assessment or refer on.
+MAX_EXTENSION_DAYS = 84
+
+
+def _check_extension(protocol: Protocol, phase: Phase, progress: Progress, gate: Gate) -> None:
+    """Refuse an extension that takes a phase past the longest the protocol allows: its
+    evidence range (``range_days``) where it states one, else :data:`MAX_EXTENSION_DAYS`
+    more than planned. Without a bound, repeated "not met" gates grew a plan for decades."""
+    template = next((p for p in protocol.phases if p.key == phase.key), None)
+    new_end = max(phase.end_date, gate.on) + timedelta(days=gate.extend_days)
+    length = (new_end - phase.start_date).days + 1
+    if template is not None and template.range_days is not None:
+        longest = template.range_days[1]
+        if length <= longest:
+            return
+        why = f"beyond the {longest} days the protocol's evidence range allows"
+    else:
+        extended = sum(g.extend_days for g in progress.unmet_gates(phase.key)) + gate.extend_days
+        if extended <= MAX_EXTENSION_DAYS:
+            return
+        why = f"{extended} days more than planned, beyond the {MAX_EXTENSION_DAYS} days allowed"
+    raise InvalidEvent(
+        f"Extending {phase.key} to {length} days ({why}) is not a plan any more: re-plan "
+        "from a new assessment, or refer the runner on, instead of extending it again.",
+        {"extend_days": [f"The {phase.key} phase cannot be extended this far."]},
+    )
 
 
 def _early_protection(protocol: Protocol, phase: Phase, on: date) -> str | None:

@@ -215,3 +215,25 @@ def test_only_iana_time_zone_names_are_taken(
 
     assert response.status_code == 422
     assert "timezone" in response.get_json()["errors"]
+
+
+def test_repeated_unmet_gates_cannot_grow_a_plan_without_limit(
+    client: FlaskClient, auth: dict[str, str], clock: Clock
+) -> None:
+    """As found: 195 × "not met, extend 56 days" took one plan to 7,937 sessions ending in
+    2057. Past the protocol's longest protection the answer is to re-plan or refer."""
+    plan = client.post("/v1/plans", json=EXAMPLE_PLAN, headers=auth).get_json()
+    path = f"/v1/plans/{plan['id']}/phases/non_weight_bearing/gate"
+    review = next(p for p in plan["phases"] if p["key"] == "non_weight_bearing")["end_date"]
+    clock.on(review)
+    answers = [
+        client.post(path, json={"met": False, "extend_days": 56, "date": review}, headers=auth)
+        for _ in range(5)
+    ]
+
+    assert answers[-1].status_code == 422
+    problem = answers[-1].get_json()
+    assert "re-plan" in problem["detail"] and "extend_days" in problem["errors"]
+    current = client.get(f"/v1/plans/{plan['id']}", headers=auth).get_json()
+    assert len(current["sessions"]) <= 2 * len(plan["sessions"])
+    assert current["phases"][-1]["end_date"] < "2028-01-01"

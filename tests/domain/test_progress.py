@@ -656,6 +656,37 @@ def test_two_unmet_gates_extend_twice_each_with_its_own_review() -> None:
     assert made.phase("protected_weight_bearing").start_date == met + timedelta(days=1)
 
 
+def test_protection_cannot_be_extended_past_its_evidence_range() -> None:
+    """Protection is 3–8 weeks [R20][R46]: 6 weeks planned, so two more weeks at most;
+    past that the answer is to re-plan or refer, not a longer plan."""
+    made = plan()
+    assert made.phase("non_weight_bearing").days == 42
+    made, _ = record(
+        made, Gate("non_weight_bearing", False, NWB_REVIEW, extend_days=14), NWB_REVIEW
+    )
+    assert made.phase("non_weight_bearing").days == 56
+    again = NWB_REVIEW + timedelta(days=14)
+
+    with pytest.raises(InvalidEvent, match="re-plan") as refused:
+        record(made, Gate("non_weight_bearing", False, again, extend_days=1), again)
+
+    assert "extend_days" in refused.value.errors
+    met, _ = record(made, Gate("non_weight_bearing", True, again), again)  # meeting it is fine
+    assert met.phase("protected_weight_bearing").start_date == again + timedelta(days=1)
+
+
+def test_a_phase_without_a_range_takes_at_most_twelve_weeks_of_extensions() -> None:
+    made = plan()
+    made, _ = record(made, Gate("non_weight_bearing", True, NWB_REVIEW), NWB_REVIEW)
+    review = made.phase("walking").end_date
+    for _ in range(3):  # 3 × 28 = 84 days: the limit, reached but not passed
+        made, _ = record(made, Gate("walking", False, review, extend_days=28), review)
+        review = made.phase("walking").end_date
+
+    with pytest.raises(InvalidEvent, match="84 days allowed"):
+        record(made, Gate("walking", False, review, extend_days=1), review)
+
+
 def test_a_gate_not_met_on_the_walking_phase_holds_running_back() -> None:
     made = plan()
     made, _ = record(made, Gate("non_weight_bearing", True, NWB_REVIEW), NWB_REVIEW)
