@@ -211,20 +211,20 @@ def calendar_events(plan: Plan, options: FeedOptions) -> Iterator[EventFields]:
 
 def session_event_fields(plan: Plan, session: Session, options: FeedOptions) -> EventFields:
     """A session's VEVENT: timed in UTC (busy time) when it has a start, otherwise
-    all-day (free time).
+    all-day (free time); a cancelled session is free time either way.
 
     DTSTAMP and LAST-MODIFIED are when *this session* last changed, so an event that
     did not change between revisions is byte-identical and clients leave it alone.
     """
     start: date | datetime
     end: date | datetime
+    cancelled = session.status is SessionStatus.CANCELLED
     if session.start is not None:
         start, end = _timed_span(session, session.start)
-        transparency = TRANSP.OPAQUE
+        transparency = TRANSP.TRANSPARENT if cancelled else TRANSP.OPAQUE
     else:
         start, end = session.date, session.date + _ONE_DAY
         transparency = TRANSP.TRANSPARENT
-    cancelled = session.status is SessionStatus.CANCELLED
     category: str | None
     if options.busy:
         summary, description, category = BUSY_TITLE, None, None

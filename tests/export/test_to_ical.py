@@ -539,3 +539,28 @@ def test_cancelled_phases_are_cancelled_banners_then_dropped(plan: Plan) -> None
         str(e["SUMMARY"]) for e in Calendar.from_ical(render(cancelled, dropped)).walk("VEVENT")
     ]
     assert not any(s.startswith(f"Phase {len(plan.phases)} ") for s in summaries)
+
+
+def test_a_cancelled_timed_session_is_free_time(plan: Plan) -> None:
+    """Cancelled means STATUS:CANCELLED and TRANSP:TRANSPARENT: a cancelled run must not
+    keep blocking the runner's calendar as busy time."""
+    from planner.domain.model import SessionStatus
+    from planner.export.to_ical import render_reference
+
+    timed = next(s for s in plan.sessions if s.start is not None)
+    cancelled = replace(
+        plan,
+        sessions=tuple(
+            replace(s, status=SessionStatus.CANCELLED, sequence=s.sequence + 1)
+            if s.uid == timed.uid
+            else s
+            for s in plan.sessions
+        ),
+    )
+
+    event = events_by_uid(parse(render(cancelled)))[timed.uid]
+
+    assert str(event["STATUS"]) == "CANCELLED" and str(event["TRANSP"]) == "TRANSPARENT"
+    assert render(cancelled) == render_reference(cancelled)
+    kept = events_by_uid(parse(render(plan)))
+    assert str(kept[timed.uid]["TRANSP"]) == "OPAQUE"  # a planned one is still busy time
