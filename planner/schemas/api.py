@@ -42,6 +42,9 @@ class StrictSchema(Schema):
         unknown = RAISE
 
 
+#: How many criteria one gate may record (a phase's criteria are a handful; a long list
+#: is a client bug, and every revision stores it).
+MAX_CRITERIA = 50
 #: The largest revision number a plan can reach (the store's integer column).
 MAX_REVISION = 2**31 - 1
 
@@ -597,7 +600,9 @@ class GateCreateSchema(ExpectedRevisionMixin):
     met = fields.Boolean(required=True)
     date = fields.Date(metadata={"description": "Day of the decision; defaults to today."})
     criteria = fields.List(
-        fields.String(validate=validate.Length(min=1, max=500)), load_default=list
+        fields.String(validate=validate.Length(min=1, max=500)),
+        load_default=list,
+        validate=validate.Length(max=MAX_CRITERIA),
     )
     extend_days = fields.Integer(
         strict=True, load_default=7, validate=validate.Range(min=1, max=56)

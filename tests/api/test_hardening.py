@@ -237,3 +237,19 @@ def test_repeated_unmet_gates_cannot_grow_a_plan_without_limit(
     current = client.get(f"/v1/plans/{plan['id']}", headers=auth).get_json()
     assert len(current["sessions"]) <= 2 * len(plan["sessions"])
     assert current["phases"][-1]["end_date"] < "2028-01-01"
+
+
+def test_a_gate_records_at_most_fifty_criteria(
+    client: FlaskClient, auth: dict[str, str], clock: Clock
+) -> None:
+    plan = client.post("/v1/plans", json=EXAMPLE_PLAN, headers=auth).get_json()
+    path = f"/v1/plans/{plan['id']}/phases/non_weight_bearing/gate"
+    review = next(p for p in plan["phases"] if p["key"] == "non_weight_bearing")["end_date"]
+    clock.on(review)
+    many = [f"criterion {n}" for n in range(51)]
+
+    refused = client.post(path, json={"met": True, "criteria": many}, headers=auth)
+    accepted = client.post(path, json={"met": True, "criteria": many[:50]}, headers=auth)
+
+    assert refused.status_code == 422 and "criteria" in refused.get_json()["errors"]
+    assert accepted.status_code == 201
