@@ -18,11 +18,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from planner.catalog import Catalog
+from planner.clock import Clock
 from planner.clock import now_whole_seconds as utcnow
 from planner.export import FAST_EXPORTERS, Exporters
 from planner.service.base import new_token
@@ -42,7 +42,7 @@ from planner.service.feeds import FeedService
 from planner.service.idempotency import IdempotencyService
 from planner.service.keys import KeyService
 from planner.service.plans import CANCELLED_GRACE, PlanService, Precondition, Recorded
-from planner.service.rendering import plan_links, served, served_document
+from planner.service.rendering import plan_links, served, served_tail
 from planner.service.requests import build_plan
 from planner.service.webhooks import EVENT_TYPES, WebhookService
 from planner.service.writes import WriteRetry
@@ -80,7 +80,7 @@ class Planner(PlanService, FeedService, WebhookService, KeyService, IdempotencyS
 
     catalog: Catalog
     store: Store
-    clock: Callable[[], datetime] = utcnow
+    clock: Clock = utcnow
     new_id: Callable[[], str] = field(default=lambda: str(uuid.uuid4()))
     new_token: Callable[[], str] = field(default=new_token)
     recent: RecentPlans = field(default_factory=RecentPlans, repr=False, compare=False)
@@ -92,6 +92,11 @@ class Planner(PlanService, FeedService, WebhookService, KeyService, IdempotencyS
     def served(self, record: PlanRecord | PlanDocument) -> tuple[bytes, str]:
         """The plan JSON as this deployment serves it, and its strong ETag."""
         return served(record, self.public_base_url)
+
+    def served_tail(self, record: PlanRecord | PlanDocument) -> tuple[bytes, str]:
+        """What serving adds to the stored plan JSON here, and the served ETag: enough to
+        answer a revalidation without building the body."""
+        return served_tail(record, self.public_base_url)
 
     def plan_links(self, record: PlanRecord | PlanDocument) -> dict[str, Any]:
         """Where the plan lives, as this deployment serves its links."""
@@ -148,6 +153,5 @@ __all__ = [
     "build_plan",
     "open_store",
     "served",
-    "served_document",
     "utcnow",
 ]

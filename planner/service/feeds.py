@@ -140,11 +140,11 @@ class FeedService(PlanWrites):
     def _drop_cancelled(self, head: FeedHead) -> None:
         """Render the calendars again without the cancelled sessions (no new revision:
         the plan is the same, only the feed's window ended)."""
-        record = self.store.get_plan(head.organisation, head.plan_id)
+        record = self.store.get_plan_with_state(head.organisation, head.plan_id)
         if record is None:
             return
         now = self.clock()
-        plan = self.load(record)
+        plan = self.load(record)  # from the state just read: no second read
         feed = replace(Feed.of(record), cancelled_until=None)
         rendered = render_record(
             plan,
@@ -154,6 +154,7 @@ class FeedService(PlanWrites):
             last_modified=now,
             show_cancelled=shows_cancelled(plan, feed, now),
             confirmed_at=record.confirmed_at,
+            request=record.request,  # unchanged: not dumped again
             exporters=self.exporters,
         )
         rendered = with_feed_last_modified(record, rendered, now)

@@ -19,8 +19,8 @@ from planner.service.rendering import (
     Feed,
     encode_state,
     render_record,
-    served_document,
-    served_etag,
+    served,
+    served_tail,
 )
 from planner.service.requests import as_replayed, build_plan, event_from_payload, json_ready
 from planner.service.requests import request_document as make_request_document
@@ -137,7 +137,7 @@ class PlanService(PlanWrites):
         found = self.store.get_revision(organisation, plan_id, revision)
         if found is None:
             raise PlanNotFound(f"Plan {plan_id!r} has no revision {revision}.")
-        return served_document(replace(record, document=found.document), self.public_base_url)
+        return served(replace(record, document=found.document), self.public_base_url)[0]
 
     def events(self, organisation: str, plan_id: str, kind: str | None = None) -> list[EventRecord]:
         self.get_plan(organisation, plan_id)
@@ -187,8 +187,9 @@ class PlanService(PlanWrites):
         expected = payload.get("revision")
 
         def decide(record: PlanRecord, plan: Plan, protocol: Protocol) -> Change:
-            etag = served_etag(record, self.public_base_url)
-            if precondition is not None and not precondition(etag):
+            if precondition is not None and not precondition(
+                served_tail(record, self.public_base_url)[1]
+            ):
                 raise PreconditionFailed(
                     "The plan has changed since you read it: fetch it again and retry.",
                 )

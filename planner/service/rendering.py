@@ -155,8 +155,11 @@ def plan_links(record: PlanRecord | PlanDocument, base_url: str | None = None) -
     return links.plan_links(record.id, record.feed_token, record.busy_token, base_url=base_url)
 
 
-def served(record: PlanRecord | PlanDocument, base_url: str | None = None) -> tuple[bytes, str]:
-    """The served plan JSON and its strong ETag (links absolute under ``base_url``).
+def served_tail(
+    record: PlanRecord | PlanDocument, base_url: str | None = None
+) -> tuple[bytes, str]:
+    """What serving adds to the stored document (feed settings, links absolute under
+    ``base_url``) and the strong ETag of the served JSON — without building the body.
 
     A revision's stored document never changes (every write that changes it makes a new
     revision), so the ETag hashes what names it — plan, revision, this service's version
@@ -166,16 +169,18 @@ def served(record: PlanRecord | PlanDocument, base_url: str | None = None) -> tu
     settings = dump_feed_settings(record.settings or DEFAULT_FEED_SETTINGS)
     tail = to_json.served_tail(settings, plan_links(record, base_url))
     named = f"{record.id}/{record.revision}/{__version__}/".encode()
-    return to_json.splice(record.document, tail), strong_etag(named + tail)
+    return tail, strong_etag(named + tail)
 
 
-def served_document(record: PlanRecord | PlanDocument, base_url: str | None = None) -> bytes:
-    """The plan JSON as served: stored bytes plus current feed settings and links."""
-    return served(record, base_url)[0]
+def served_body(record: PlanRecord | PlanDocument, tail: bytes) -> bytes:
+    """The served plan JSON: the stored document with :func:`served_tail`'s tail."""
+    return to_json.splice(record.document, tail)
 
 
-def served_etag(record: PlanRecord | PlanDocument, base_url: str | None = None) -> str:
-    return served(record, base_url)[1]
+def served(record: PlanRecord | PlanDocument, base_url: str | None = None) -> tuple[bytes, str]:
+    """The served plan JSON and its strong ETag (see :func:`served_tail`)."""
+    tail, etag = served_tail(record, base_url)
+    return served_body(record, tail), etag
 
 
 __all__ = [
@@ -187,8 +192,8 @@ __all__ = [
     "plan_links",
     "render_record",
     "served",
-    "served_document",
-    "served_etag",
+    "served_body",
+    "served_tail",
     "shows_cancelled",
     "token_hash",
     "with_feed_last_modified",

@@ -18,8 +18,8 @@ problems), an unknown token or plan (404), a feed due for its re-render, and any
 The fast path therefore only ever says "here it is" or "not modified", using the app's own
 definitions — ``Planner.authenticate`` and the plans blueprint's declared scopes for who
 may read, :func:`planner.web.conditional.feed_answer` for a feed's answer and validators,
-``planner.service.served`` for the plan's bytes and ETag — and tests check both paths
-answer alike, byte for byte.
+``Planner.served_tail`` for the plan's ETag (and its bytes, built only for a 200) — and
+tests check both paths answer alike, byte for byte.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from typing import Any
 
 from planner import links
 from planner.service import Planner
+from planner.service.rendering import served_body
 from planner.web.auth import PLAN_SCOPES
 from planner.web.conditional import ICAL_CONTENT_TYPE, feed_answer, none_match
 
@@ -102,10 +103,11 @@ class FastPath:
         if key is None or not key.allows(_PLAN_READ_SCOPE):
             return None  # the app answers 401 or 403
         document = self.planner.plan_document(key.organisation, plan_id)  # 404: the app's
-        body, etag = self.planner.served(document)
+        tail, etag = self.planner.served_tail(document)
         if_none_match = environ.get("HTTP_IF_NONE_MATCH")
         if if_none_match is not None and none_match(etag, if_none_match):
             return "304 NOT MODIFIED", [("ETag", etag)], b""
+        body = served_body(document, tail)  # only for a 200
         return (
             "200 OK",
             [
