@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from datetime import datetime
 from typing import TYPE_CHECKING
 
 from planner.catalog import Catalog
+from planner.clock import Clock
 from planner.export import Exporters
 from planner.service.cache import RecentPlans
 from planner.store import Store
@@ -31,7 +31,7 @@ class ServiceBase:
 
     catalog: Catalog
     store: Store
-    clock: Callable[[], datetime]
+    clock: Clock
     new_id: Callable[[], str]
     new_token: Callable[[], str]
     #: Plans this process committed lately, decoded (see :class:`RecentPlans` for why

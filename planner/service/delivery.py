@@ -41,7 +41,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from planner import __version__
-from planner.clock import now
+from planner.clock import Clock, now
 from planner.store import IDEMPOTENCY_TTL, ClaimedDelivery, Store
 
 log = logging.getLogger(__name__)
@@ -448,7 +448,7 @@ class Deliverer:
         retry_window: timedelta = RETRY_WINDOW,
         allow_private: bool = False,
         resolve: Resolver = socket.getaddrinfo,
-        clock: Callable[[], datetime] = now,
+        clock: Clock = now,
         batch: int = 100,
         outbox_retention: timedelta = OUTBOX_RETENTION,
     ) -> None:

@@ -25,7 +25,7 @@ from sqlalchemy.exc import StatementError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql.expression import Executable
 
-from planner.clock import now
+from planner.clock import Clock, now
 from planner.store.engine import make_engine
 from planner.store.errors import StoreError
 from planner.store.migrate import alembic_config, current_revision
@@ -48,7 +48,7 @@ class StoreBase:
         url: str,
         *,
         echo: bool = False,
-        clock: Callable[[], datetime] | None = None,
+        clock: Clock | None = None,
         pool_size: int | None = None,
     ) -> None:
         """Create the engine for ``url`` (no connection is opened yet).

@@ -25,12 +25,11 @@ def require_storable_input() -> Response | None:
     errors = {name: [_NUL_MESSAGE] for name, value in request.args.items() if "\x00" in value}
     if request.is_json and request.content_length:
         try:
-            body = request.get_json()
-        except (RecursionError, ValueError):  # nesting too deep, an integer too long
+            body = request.get_json()  # malformed JSON, too long a number: werkzeug's 400
+        except RecursionError:  # which the JSON parser raises past its nesting limit
             return problem(
                 400,
-                detail="The body is not JSON this service can read: nesting too deep "
-                "or a number too long.",
+                detail="The body is not JSON this service can read: it nests too deep.",
                 code="malformed_request",
             )
         errors.update(_unstorable(body, ""))

@@ -137,7 +137,7 @@ class Plan(MethodView):
         return conditional(response)
 
 
-@blp.route("/<plan_id>.ics")
+@blp.route(f"/<plan_id>{links.CALENDAR_SUFFIX}")
 class PlanCalendar(MethodView):
     @blp.response(200, {"type": "string"}, content_type=ICAL_MIME)
     @blp.alt_response(304, description="Not modified (If-None-Match)")

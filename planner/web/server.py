@@ -9,11 +9,14 @@ from urllib.parse import unquote
 from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger
 
+from planner import links
 from planner.web import create_app
 from planner.web.webhooks import start_background_delivery
 
 #: Feed and page URLs carry a capability token: it must never reach a log file.
-_TOKEN_PATH = re.compile(r"/+(feeds|p)/+[^/?#\s]+")
+_TOKEN_PATH = re.compile(
+    rf"/+({re.escape(links.FEEDS.strip('/'))}|{re.escape(links.PAGES.strip('/'))})/+[^/?#\s]+"
+)
 
 
 def redact(text: str) -> str:
