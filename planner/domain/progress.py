@@ -166,10 +166,19 @@ def decide(
         )
     severe = severe_pain(check_in, pain_stop, protection=protection)
     if severe is not None:
+        # the same advice as the protocols' pain rules give for the same sign: severe pain
+        # is an emergency; pain that has not settled while protected is urgent
+        assert pain_stop is not None
+        worst = max(check_in.pain_during, check_in.pain_after, check_in.pain_next_morning)
+        now = (
+            "Go to an emergency department now."
+            if worst >= pain_stop.severe_at_least
+            else "If you cannot bear weight on the leg, go to an emergency department now; "
+            "otherwise see a clinician today."
+        )
         return Outcome.STOP_AND_REFER, (
             f"Stop: {severe} is not an ordinary setback, so the plan is stopped and an "
-            f"urgent review is booked. {STOP_ADVICE} If you cannot bear weight on the leg, "
-            "go to an emergency department now; otherwise see a clinician today."
+            f"urgent review is booked. {STOP_ADVICE} {now}"
         )
     worst = max(check_in.pain_during, check_in.pain_after, check_in.pain_next_morning)
     if worst >= 3 or check_in.pain_building or check_in.gait_changed:

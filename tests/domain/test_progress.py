@@ -1060,6 +1060,16 @@ def test_severe_pain_thresholds_come_from_the_protocol() -> None:
     assert outcome is Outcome.STOP_AND_REFER and "not settled" in reason
 
 
+def test_severe_pain_gets_the_advice_the_pain_rules_give() -> None:
+    """No two texts advise differently for the same sign: the pain rules send severe pain
+    to an emergency department now, and so does the decision."""
+    protocol = shipped_catalog().get(plan().protocol.id)
+    rule = next(r for r in protocol.pain_rules if "severe pain" in r.lower())
+    assert "emergency department now" in rule
+    _, reason = decide(CheckIn(pain_during=8), protocol.pain_stop)
+    assert "Go to an emergency department now." in reason and "clinician today" not in reason
+
+
 def test_severe_pain_stops_the_plan_the_day_after() -> None:
     made = running_plan()
     first, second = programme(made)[:2]
