@@ -1,7 +1,7 @@
 """The layering the code promises, checked from its imports (``ast``; nothing is imported).
 
-``web → service → {domain, store, export}``: the domain is pure (the standard library and
-dateutil only), the exporters and schemas know no Flask, the store knows no domain, and
+``web → service → {domain, store, export}``: the domain is pure (the standard library
+only), the exporters and schemas know no Flask, the store knows no domain, and
 the web app reaches the store only through the services. ``scripts/import-edges`` prints
 every edge between the packages and fails when one runs back up.
 """
@@ -55,11 +55,11 @@ def _top(module: str) -> str:
     return module.partition(".")[0]
 
 
-def test_the_domain_imports_only_the_standard_library_and_dateutil() -> None:
+def test_the_domain_imports_only_the_standard_library() -> None:
     def allowed(module: str) -> bool:
         if module == "planner.domain" or module.startswith("planner.domain."):
             return True
-        return _top(module) in sys.stdlib_module_names or _top(module) == "dateutil"
+        return _top(module) in sys.stdlib_module_names
 
     assert offenders("domain", allowed) == {}
 

@@ -1,9 +1,9 @@
 """The functional core: injury → triage → protocol → dated plan.
 
 Rule: nothing in this package does I/O or reads a clock or the environment; time
-and identity are inputs. It imports only the standard library and ``dateutil``
-(nothing of Flask, marshmallow, SQLAlchemy or icalendar), which
-``tests/test_architecture.py`` enforces.
+and identity are inputs. It imports only the standard library (nothing of Flask,
+marshmallow, SQLAlchemy, icalendar or dateutil, which the installed package does not
+even depend on), which ``tests/test_architecture.py`` enforces.
 """
 
 from planner.domain.errors import (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from contextlib import suppress
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TypeVar
@@ -189,10 +190,8 @@ def _member(
     if value is None:
         return None
     if isinstance(value, str):  # the members are strings: nothing else can name one
-        try:
+        with suppress(ValueError):
             return vocabulary(value)
-        except ValueError:
-            pass
     allowed = ", ".join(repr(m.value) for m in vocabulary)
     errors.setdefault(name, []).append(f"Unknown value {value!r}; use one of {allowed}.")
     return None

@@ -12,7 +12,6 @@ from planner.domain import Plan, RiskFactor
 from planner.export import (
     FAST_EXPORTERS,
     REFERENCE_EXPORTERS,
-    Exporters,
     exporters_named,
     to_ical,
     to_json,
@@ -69,4 +68,3 @@ def test_exporters_by_name() -> None:
 def test_exporters_are_frozen() -> None:
     with pytest.raises(FrozenInstanceError):
         FAST_EXPORTERS.calendar = to_ical.render_reference  # type: ignore[misc]
-    assert isinstance(REFERENCE_EXPORTERS, Exporters)
