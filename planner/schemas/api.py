@@ -65,6 +65,12 @@ def _iana_zone(name: str) -> None:
         )
 
 
+def no_nul(text: str) -> None:
+    """A filter with a NUL matches nothing any store can hold (PostgreSQL refuses it)."""
+    if "\x00" in text:
+        raise ValidationError("Must not contain NUL characters.")
+
+
 def _enum(enum: type, **kwargs: Any) -> fields.Enum:
     return fields.Enum(enum, by_value=True, **kwargs)
 
@@ -286,11 +292,11 @@ class PlanCreateSchema(StrictSchema):
 class PageArgsSchema(StrictSchema):
     page_size = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
     cursor = fields.String(
-        validate=validate.Length(min=1, max=500),
+        validate=[validate.Length(min=1, max=500), no_nul],
         metadata={"description": "Opaque: the `links.next` of the previous page carries it."},
     )
-    athlete_reference = fields.String(validate=validate.Length(min=1, max=200))
-    external_id = fields.String(validate=validate.Length(min=1, max=200))
+    athlete_reference = fields.String(validate=[validate.Length(min=1, max=200), no_nul])
+    external_id = fields.String(validate=[validate.Length(min=1, max=200), no_nul])
     status = _enum(PlanStatus)
 
 

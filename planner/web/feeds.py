@@ -197,7 +197,7 @@ class FeedSettings(MethodView):
 class FeedToken(MethodView):
     @admin.response(201, FeedLinksSchema)
     @idempotent(admin)
-    @errors(admin, 401, 404)
+    @errors(admin, 401, 404, 415, 422)
     def post(self, plan_id: str) -> Response:
         """Rotate the feed token: the old feed URL answers 404 at once"""
         record = planner().rotate_feed(current_organisation(), plan_id, current_key_id())

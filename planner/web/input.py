@@ -20,9 +20,9 @@ from planner.web.errors import problem
 
 def require_storable_input() -> Response | None:
     """``before_request`` hook (after the body's type is checked): 400 for a body the
-    JSON parser cannot take, 422 naming every field or query parameter whose text holds
-    a NUL or a lone surrogate."""
-    errors = {name: [_NUL_MESSAGE] for name, value in request.args.items() if "\x00" in value}
+    JSON parser cannot take, 422 naming every field whose text holds a NUL or a lone
+    surrogate. Query parameters are the query schemas' to check (``no_nul``)."""
+    errors: dict[str, list[str]] = {}
     if request.is_json and request.content_length:
         try:
             body = request.get_json()  # malformed JSON, too long a number: werkzeug's 400

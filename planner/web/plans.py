@@ -160,7 +160,7 @@ class PlanCalendar(MethodView):
 class ConfirmPlan(MethodView):
     @blp.response(200, PlanSchema)
     @idempotent(blp)
-    @errors(blp, 401, 404, 409)
+    @errors(blp, 401, 404, 409, 415, 422)
     def post(self, plan_id: str) -> Response:
         """Confirm a plan as a clinician
 

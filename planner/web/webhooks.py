@@ -252,7 +252,7 @@ class Webhook(MethodView):
 class WebhookSecret(MethodView):
     @blp.response(201, WebhookWithSecretSchema)
     @idempotent(blp)
-    @errors(blp, 401, 404)
+    @errors(blp, 401, 404, 415, 422)
     def post(self, webhook_id: str) -> Response:
         """Rotate the signing secret
 
@@ -321,7 +321,7 @@ class Delivery(MethodView):
 class Replay(MethodView):
     @blp.response(202, DeliverySchema)
     @idempotent(blp)
-    @errors(blp, 401, 404)
+    @errors(blp, 401, 404, 415, 422)
     def post(self, webhook_id: str, delivery_id: str) -> Response:
         """Send a delivery again
 

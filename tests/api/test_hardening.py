@@ -117,8 +117,12 @@ def test_json_the_parser_cannot_take_is_a_400(
     assert response.mimetype == "application/problem+json"
 
 
-def test_a_nul_in_a_query_filter_is_a_422(client: FlaskClient, auth: dict[str, str]) -> None:
+def test_a_nul_in_a_query_filter_is_a_422(
+    client: FlaskClient, auth: dict[str, str], contract: Contract
+) -> None:
     response = client.get("/v1/plans?athlete_reference=a%00b", headers=auth)
+
+    contract.check("GET", "/v1/plans", response)
 
     assert response.status_code == 422
     assert "athlete_reference" in response.get_json()["errors"]
@@ -253,3 +257,18 @@ def test_a_gate_records_at_most_fifty_criteria(
 
     assert refused.status_code == 422 and "criteria" in refused.get_json()["errors"]
     assert accepted.status_code == 201
+
+
+def test_a_post_that_takes_no_body_documents_what_a_bad_body_gets(
+    client: FlaskClient, auth: dict[str, str], contract: Contract
+) -> None:
+    plan = client.post("/v1/plans", json=EXAMPLE_PLAN, headers=auth).get_json()
+    path = f"/v1/plans/{plan['id']}/confirm"
+    headers = {**auth, "Content-Type": "application/json"}
+
+    nul = client.post(path, data='{"note": "a\\u0000b"}', headers=headers)
+    text = client.post(path, data="confirm", headers={**auth, "Content-Type": "text/plain"})
+
+    contract.check("POST", "/v1/plans/{plan_id}/confirm", nul)
+    contract.check("POST", "/v1/plans/{plan_id}/confirm", text)
+    assert (nul.status_code, text.status_code) == (422, 415)
